@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Startup and memory figures for the appliance (a benchmark: it prints, it asserts nothing).
+
+- podman start -> first successful host `virsh version` through the socket, for virtpod init as
+  PID 1, and for libvirtd itself as PID 1 under podman --init (catatonit), the floor to compare
+  with (no config, no supervision, no readiness);
+- resident memory of PID 1 after a guest has started.
+
+Run as root after tests/prepare: python3 benches/startup.py [--runs N]
+"""
+import argparse, os, statistics, subprocess, tempfile, time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(REPO, "tests/containers.conf"))
+IMAGE = "localhost/virtpod:debian"
+
+
+def podman(*args, check=True):
+    return subprocess.run(["podman", *args], env=ENV, check=check, capture_output=True, text=True)
+
+
+def virsh_ok(sockdir):
+    uri = f"qemu+unix:///system?socket={sockdir}/libvirt-sock"
+    return subprocess.run(["virsh", "-c", uri, "version"], capture_output=True).returncode == 0
+
+
+def start_to_virsh(name, sockdir):
+    t0 = time.monotonic()
+    podman("start", name)
+    while not virsh_ok(sockdir):
+        time.sleep(0.005)
+    return time.monotonic() - t0
+
+
+def measure(label, runs, extra, kvm=True):
+    sockdir = tempfile.mkdtemp()
+    name = f"vp-bench-{os.getpid()}-{len(label)}"
+    device = ["--device", "/dev/kvm"] if kvm else []
+    podman("create", "--name", name, "--no-healthcheck", *device,
+           "-v", f"{sockdir}:/run/libvirt", *extra, IMAGE)
+    try:
+        times = []
+        for _ in range(runs + 1):
+            times.append(start_to_virsh(name, sockdir))
+            podman("stop", "-t", "30", name)
+        cold, warm = times[0], times[1:]
+        print(f"{label:<42} cold {cold:6.3f} s   warm median {statistics.median(warm):6.3f} s"
+              f"   (min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})")
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def pid1_rss_after_guest():
+    sockdir = tempfile.mkdtemp()
+    name = f"vp-bench-{os.getpid()}-rss"
+    podman("run", "-d", "--name", name, "--no-healthcheck", "--device", "/dev/kvm",
+           "-v", f"{sockdir}:/run/libvirt", IMAGE)
+    try:
+        while not virsh_ok(sockdir):
+            time.sleep(0.05)
+        guest = os.path.join(REPO, "target/e2e/guest")
+        for f in ("vmlinuz", "initrd.img"):
+            podman("cp", os.path.join(guest, f), f"{name}:/var/lib/libvirt/images/{f}")
+        xml = open(os.path.join(REPO, "benches/guest.xml")).read()
+        with tempfile.NamedTemporaryFile("w", suffix=".xml") as f:
+            f.write(xml)
+            f.flush()
+            uri = f"qemu+unix:///system?socket={sockdir}/libvirt-sock"
+            subprocess.run(["virsh", "-c", uri, "define", f.name], check=True, capture_output=True)
+            subprocess.run(["virsh", "-c", uri, "start", "bench"], check=True, capture_output=True)
+        time.sleep(5)
+        status = podman("exec", name, "cat", "/proc/1/status").stdout
+        rss = next(l.split()[1] for l in status.splitlines() if l.startswith("VmRSS"))
+        print(f"{'PID 1 (virtpod init) RSS, guest running':<42} {int(rss) / 1024:.1f} MiB")
+    finally:
+        podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    runs = ap.parse_args().runs
+    measure("virtpod init as PID 1", runs, [])
+    floor = ["--init", "--entrypoint", "/usr/sbin/libvirtd"]
+    measure("libvirtd under catatonit, /dev/kvm", runs, floor)
+    # With /dev/kvm root-only (as --device copies it), libvirt's cached qemu capabilities
+    # disagree with what root libvirtd sees and qemu is probed again at every start; without
+    # /dev/kvm the floor is not penalised by that.
+    measure("libvirtd under catatonit, no /dev/kvm", runs, floor, kvm=False)
+    pid1_rss_after_guest()
+
+
+if __name__ == "__main__":
+    main()

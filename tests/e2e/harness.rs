@@ -1,0 +1,335 @@
+//! The harness every end-to-end test uses: podman with the tests' own containers.conf,
+//! appliance containers with unique names and volumes that are removed even when a test fails,
+//! host virsh through the exposed socket, and the test guest.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "localhost/virtpod:debian";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn e2e_dir() -> PathBuf {
+    repo().join("target/e2e")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .env("CONTAINERS_CONF", repo().join("tests/containers.conf"))
+        .args(args)
+        .output()
+        .expect("running podman (tests/prepare installs it)")
+}
+
+/// podman that must succeed; its stdout.
+pub fn podman_ok(args: &[&str]) -> String {
+    let out = podman(args);
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed: {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails (never skips) when tests/prepare has not run: the tests need the real image.
+pub fn require_prepared() {
+    let out = podman(&["image", "exists", IMAGE]);
+    assert!(
+        out.status.success(),
+        "image {IMAGE} is missing: run tests/run (or tests/prepare) first"
+    );
+    assert!(
+        e2e_dir().join("guest/initrd.img").exists(),
+        "test guest missing: run tests/prepare"
+    );
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn unique(test: &str) -> String {
+    format!(
+        "vp-{test}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The appliance's state: named volumes for /var/lib/libvirt, /etc/libvirt and /var/log/libvirt,
+/// and a host directory for /run/libvirt, where host clients find the socket. Outlives
+/// containers so a test can re-create one on the same state.
+pub struct Volumes {
+    pub prefix: String,
+    pub run_dir: tempfile::TempDir,
+}
+
+impl Volumes {
+    pub fn new(test: &str) -> Volumes {
+        Volumes {
+            prefix: unique(test),
+            run_dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn mounts(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (suffix, target) in [
+            ("lib", "/var/lib/libvirt"),
+            ("etc", "/etc/libvirt"),
+            ("log", "/var/log/libvirt"),
+        ] {
+            v.push("-v".into());
+            v.push(format!("{}-{suffix}:{target}", self.prefix));
+        }
+        v.push("-v".into());
+        v.push(format!("{}:/run/libvirt", self.run_dir.path().display()));
+        v
+    }
+
+    /// A path inside one of the named volumes, read from the host: works whether or not a
+    /// container is running.
+    pub fn host_path(&self, suffix: &str, rel: &str) -> PathBuf {
+        let vol = format!("{}-{suffix}", self.prefix);
+        let mountpoint = podman_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &vol]);
+        PathBuf::from(mountpoint.trim()).join(rel)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir.path().join("libvirt-sock")
+    }
+}
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        for suffix in ["lib", "etc", "log"] {
+            podman(&["volume", "rm", "-f", &format!("{}-{suffix}", self.prefix)]);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Opts<'a> {
+    pub podman: &'a [&'a str],
+    pub init_args: &'a [&'a str],
+}
+
+/// One appliance container; removed on drop.
+pub struct Appliance<'v> {
+    pub name: String,
+    pub vols: &'v Volumes,
+}
+
+impl<'v> Appliance<'v> {
+    /// `podman run -d` of the appliance with /dev/kvm, the volumes, and `opts`.
+    pub fn start(vols: &'v Volumes, opts: Opts<'_>) -> Appliance<'v> {
+        let name = unique("c");
+        let mut args: Vec<String> = [
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--no-healthcheck",
+            "--device",
+            "/dev/kvm",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(vols.mounts());
+        args.extend(opts.podman.iter().map(|s| s.to_string()));
+        args.push(IMAGE.into());
+        args.extend(opts.init_args.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        podman_ok(&argv);
+        Appliance { name, vols }
+    }
+
+    pub fn virsh(&self, args: &[&str]) -> Output {
+        let uri = format!(
+            "qemu+unix:///system?socket={}",
+            self.vols.socket().display()
+        );
+        Command::new("virsh")
+            .arg("-c")
+            .arg(uri)
+            .args(args)
+            .output()
+            .expect("running virsh")
+    }
+
+    pub fn virsh_ok(&self, args: &[&str]) -> String {
+        let out = self.virsh(args);
+        assert!(
+            out.status.success(),
+            "virsh {args:?} failed: {}\n--- container log ---\n{}",
+            text(&out),
+            self.logs()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until host virsh reaches libvirt through the socket.
+    pub fn wait_ready(&self) {
+        let start = Instant::now();
+        while !self.virsh(&["version"]).status.success() {
+            if start.elapsed() > Duration::from_secs(60) {
+                panic!(
+                    "libvirt not reachable from the host after 60 s\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn exec(&self, script: &str) -> Output {
+        podman(&["exec", &self.name, "sh", "-c", script])
+    }
+
+    pub fn exec_ok(&self, script: &str) -> String {
+        let out = self.exec(script);
+        assert!(
+            out.status.success(),
+            "exec {script:?} failed: {}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn logs(&self) -> String {
+        text(&podman(&["logs", &self.name]))
+    }
+
+    pub fn state(&self, field: &str) -> String {
+        podman_ok(&[
+            "inspect",
+            &self.name,
+            "--format",
+            &format!("{{{{.State.{field}}}}}"),
+        ])
+        .trim()
+        .to_string()
+    }
+
+    /// Copies the test guest's kernel and initramfs in (once) and defines a guest. `kind` is the
+    /// domain type: `qemu` (TCG, boots here) or `kvm` (proves /dev/kvm; no nested boot here).
+    pub fn define_guest(&self, guest: &str, kind: &str) {
+        if !self
+            .exec("test -s /var/lib/libvirt/images/initrd.img")
+            .status
+            .success()
+        {
+            for f in ["vmlinuz", "initrd.img"] {
+                let src = e2e_dir().join("guest").join(f);
+                podman_ok(&[
+                    "cp",
+                    src.to_str().unwrap(),
+                    &format!("{}:/var/lib/libvirt/images/{f}", self.name),
+                ]);
+            }
+        }
+        let xml = guest_xml(guest, kind);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), xml).unwrap();
+        self.virsh_ok(&["define", file.path().to_str().unwrap()]);
+    }
+
+    /// The guest's serial console so far (appended across boots); empty before its first boot.
+    pub fn console(&self, guest: &str) -> String {
+        let path = self
+            .vols
+            .host_path("log", &format!("qemu/{guest}-serial.log"));
+        std::fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn wait_console(&self, guest: &str, marker: &str, count: usize) {
+        wait_for(
+            &format!("{marker} x{count} on {guest}'s console"),
+            Duration::from_secs(90),
+            || self.console(guest).matches(marker).count() >= count,
+        );
+    }
+
+    pub fn domstate(&self, guest: &str) -> String {
+        String::from_utf8_lossy(&self.virsh(&["domstate", guest]).stdout)
+            .trim()
+            .to_string()
+    }
+
+    /// Processes in the container in state Z, as "pid comm" lines.
+    pub fn zombies(&self) -> Vec<String> {
+        let out = self.exec_ok("for s in /proc/[0-9]*/stat; do cat $s 2>/dev/null; echo; done");
+        out.lines()
+            .filter(|l| {
+                l.split(") ")
+                    .nth(1)
+                    .is_some_and(|rest| rest.starts_with('Z'))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn pid_of(&self, comm: &str) -> Option<String> {
+        let out = self.exec(&format!("pgrep -x {comm}"));
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for Appliance<'_> {
+    fn drop(&mut self) {
+        podman(&["rm", "-f", "-t", "0", &self.name]);
+    }
+}
+
+pub fn guest_xml(guest: &str, kind: &str) -> String {
+    format!(
+        r#"<domain type='{kind}'>
+  <name>{guest}</name>
+  <memory unit='MiB'>192</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>/var/lib/libvirt/images/vmlinuz</kernel>
+    <initrd>/var/lib/libvirt/images/initrd.img</initrd>
+    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <serial type='file'>
+      <source path='/var/log/libvirt/qemu/{guest}-serial.log' append='on'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"#
+    )
+}

@@ -1,0 +1,339 @@
+//! `virtpod init` as PID 1 of the appliance, seen from the host as a user sees it.
+
+use std::os::unix::net::UnixDatagram;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+const BOOTED: &str = "VIRTPOD-GUEST-BOOTED";
+const POWER_BUTTON: &str = "VIRTPOD-GUEST-POWER-BUTTON";
+
+#[test]
+fn host_virsh_reaches_libvirt_and_health_is_ok() {
+    require_prepared();
+    let vols = Volumes::new("health");
+    let app = Appliance::start(&vols, Opts::default());
+    app.wait_ready();
+    let version = app.virsh_ok(&["version"]);
+    assert!(version.contains("Running hypervisor: QEMU"), "{version}");
+    let health = podman(&["exec", &app.name, "virtpod", "health"]);
+    assert!(health.status.success(), "virtpod health: {}", text(&health));
+    assert!(
+        text(&health).starts_with("ok: 3 services ready, libvirt "),
+        "{}",
+        text(&health)
+    );
+}
+
+#[test]
+fn health_fails_with_a_reason_when_libvirt_is_masked() {
+    require_prepared();
+    let vols = Volumes::new("unhealthy");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            init_args: &["systemd.mask=libvirtd"],
+            ..Opts::default()
+        },
+    );
+    wait_for("virtlogd to run", Duration::from_secs(30), || {
+        app.pid_of("virtlogd").is_some()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let out = podman(&["exec", &app.name, "virtpod", "health"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("libvirt has not answered"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn guest_boots_kvm_domain_runs_and_no_zombies_after_cycles() {
+    require_prepared();
+    let vols = Volumes::new("boot");
+    let app = Appliance::start(&vols, Opts::default());
+    app.wait_ready();
+
+    app.define_guest("tcg", "qemu");
+    app.virsh_ok(&["start", "tcg"]);
+    app.wait_console("tcg", BOOTED, 1);
+
+    // KVM: qemu opens /dev/kvm as the unprivileged qemu user and the domain runs.
+    app.define_guest("kvm", "kvm");
+    app.virsh_ok(&["start", "kvm"]);
+    assert_eq!(app.domstate("kvm"), "running");
+    app.virsh_ok(&["destroy", "kvm"]);
+
+    for cycle in 2..=6 {
+        app.virsh_ok(&["destroy", "tcg"]);
+        wait_for("tcg shut off", Duration::from_secs(30), || {
+            app.domstate("tcg") == "shut off"
+        });
+        app.virsh_ok(&["start", "tcg"]);
+        app.wait_console("tcg", BOOTED, cycle);
+    }
+    app.virsh_ok(&["destroy", "tcg"]);
+    // qemu daemonizes: each one is re-parented to init, which must reap it.
+    wait_for("no zombies", Duration::from_secs(10), || {
+        app.zombies().is_empty()
+    });
+    assert!(app.zombies().is_empty(), "zombies: {:?}", app.zombies());
+}
+
+#[test]
+fn killed_libvirtd_is_restarted_and_the_guest_survives() {
+    require_prepared();
+    let vols = Volumes::new("crash");
+    let app = Appliance::start(&vols, Opts::default());
+    app.wait_ready();
+    app.define_guest("g", "qemu");
+    app.virsh_ok(&["start", "g"]);
+    app.wait_console("g", BOOTED, 1);
+    let qemu = app.pid_of("qemu-system-x86").expect("qemu runs");
+    let daemon = app.pid_of("libvirtd").expect("libvirtd runs");
+
+    app.exec_ok(&format!("kill -9 {daemon}"));
+    wait_for("libvirtd restarted", Duration::from_secs(30), || {
+        app.pid_of("libvirtd").is_some_and(|p| p != daemon)
+    });
+    app.wait_ready();
+    let list = app.virsh_ok(&["list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" g ") && l.contains("running")),
+        "{list}"
+    );
+    assert_eq!(
+        app.pid_of("qemu-system-x86").as_deref(),
+        Some(qemu.as_str()),
+        "qemu was restarted"
+    );
+    assert!(app
+        .logs()
+        .contains("exited unexpectedly service=\"libvirtd\""));
+}
+
+#[test]
+fn podman_stop_shuts_the_guest_down_before_the_daemons() {
+    require_prepared();
+    let vols = Volumes::new("stop");
+    let app = Appliance::start(&vols, Opts::default());
+    app.wait_ready();
+    app.define_guest("g", "qemu");
+    app.virsh_ok(&["start", "g"]);
+    app.wait_console("g", BOOTED, 1);
+
+    podman_ok(&["stop", "-t", "90", &app.name]);
+    assert_eq!(app.state("ExitCode"), "0", "{}", app.logs());
+    // The guest saw the ACPI power button and powered itself off: it was not destroyed.
+    assert!(
+        app.console("g").contains(POWER_BUTTON),
+        "{}",
+        app.console("g")
+    );
+    let logs = app.logs();
+    let guest_down = logs
+        .find("guest shut down guest=\"g\"")
+        .expect("guest shutdown logged");
+    let daemon_stop = logs
+        .find("stopping service=\"libvirtd\"")
+        .expect("libvirtd stop logged");
+    assert!(
+        guest_down < daemon_stop,
+        "daemons stopped before the guest:\n{logs}"
+    );
+    assert!(logs.contains("stopped code=0"));
+}
+
+#[test]
+fn suspend_on_stop_resumes_on_the_next_start() {
+    require_prepared();
+    let vols = Volumes::new("suspend");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["-e", "VIRTPOD_ON_SHUTDOWN=suspend"],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    app.define_guest("g", "qemu");
+    app.virsh_ok(&["start", "g"]);
+    app.wait_console("g", BOOTED, 1);
+
+    podman_ok(&["stop", "-t", "90", &app.name]);
+    assert_eq!(app.state("ExitCode"), "0", "{}", app.logs());
+    assert!(!app.console("g").contains(POWER_BUTTON));
+
+    podman_ok(&["start", &app.name]);
+    app.wait_ready();
+    wait_for("g running again", Duration::from_secs(60), || {
+        app.domstate("g") == "running"
+    });
+    // Resumed, not rebooted: the console shows one boot, and the guest still answers its
+    // power button.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        app.console("g").matches(BOOTED).count(),
+        1,
+        "{}",
+        app.console("g")
+    );
+    app.virsh_ok(&["shutdown", "g"]);
+    app.wait_console("g", POWER_BUTTON, 1);
+}
+
+#[test]
+fn recreated_container_on_the_same_volumes_restarts_the_guest() {
+    require_prepared();
+    let vols = Volumes::new("recreate");
+    {
+        let first = Appliance::start(&vols, Opts::default());
+        first.wait_ready();
+        first.define_guest("g", "qemu");
+        first.virsh_ok(&["start", "g"]);
+        first.wait_console("g", BOOTED, 1);
+        podman_ok(&["stop", "-t", "90", &first.name]);
+        assert_eq!(first.state("ExitCode"), "0");
+    }
+    let second = Appliance::start(&vols, Opts::default());
+    second.wait_ready();
+    wait_for(
+        "g running in the new container",
+        Duration::from_secs(60),
+        || second.domstate("g") == "running",
+    );
+    second.wait_console("g", BOOTED, 2);
+    assert!(second.logs().contains("started again"), "{}", second.logs());
+}
+
+#[test]
+fn killed_container_starts_again_with_stale_sockets_cleaned() {
+    require_prepared();
+    let vols = Volumes::new("stale");
+    let app = Appliance::start(&vols, Opts::default());
+    app.wait_ready();
+    podman_ok(&["kill", "-s", "KILL", &app.name]);
+    assert!(
+        vols.socket().exists(),
+        "the socket file stays behind after SIGKILL"
+    );
+    assert!(
+        !app.virsh(&["version"]).status.success(),
+        "nothing answers on the stale socket"
+    );
+
+    podman_ok(&["start", &app.name]);
+    app.wait_ready();
+    let logs = app.logs();
+    assert!(logs.contains("removed a stale socket"), "{logs}");
+}
+
+#[test]
+fn systemd_arguments_setenv_mask_and_errors() {
+    require_prepared();
+    let vols = Volumes::new("args");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            init_args: &[
+                "systemd.setenv=VIRTPOD_TEST=41",
+                "systemd.setenv=VIRTPOD_TEST=42",
+                "systemd.mask=virtlockd",
+            ],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    let daemon = app.pid_of("libvirtd").unwrap();
+    let environ = app.exec_ok(&format!("tr '\\0' '\\n' < /proc/{daemon}/environ"));
+    assert!(environ.lines().any(|l| l == "VIRTPOD_TEST=42"), "{environ}");
+    assert_eq!(
+        app.pid_of("virtlockd"),
+        None,
+        "virtlockd runs although masked"
+    );
+
+    let bad = podman(&[
+        "run",
+        "--rm",
+        "--no-healthcheck",
+        IMAGE,
+        "systemd.unit=rescue.target",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let msg = text(&bad);
+    assert!(
+        msg.contains("unknown argument \"systemd.unit=rescue.target\"")
+            && msg.contains("systemd.setenv=NAME=VALUE"),
+        "{msg}"
+    );
+
+    let bad = podman(&[
+        "run",
+        "--rm",
+        "--no-healthcheck",
+        IMAGE,
+        "systemd.mask=nosuchd",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).contains("no service named \"nosuchd\""),
+        "{}",
+        text(&bad)
+    );
+}
+
+#[test]
+fn ready_notification_arrives_only_after_libvirt_answers() {
+    require_prepared();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = UnixDatagram::bind(dir.path().join("notify.sock")).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
+    let mount = format!("{}:/notify", dir.path().display());
+    let vols = Volumes::new("notify");
+    let start = Instant::now();
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["-v", &mount, "-e", "NOTIFY_SOCKET=/notify/notify.sock"],
+            ..Opts::default()
+        },
+    );
+    let mut buf = [0u8; 256];
+    let n = listener.recv(&mut buf).expect("READY=1 within 90 s");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(message.starts_with("READY=1"), "{message}");
+    // At the moment READY=1 arrives, a client gets an answer on its first try.
+    let out = app.virsh(&["version"]);
+    assert!(
+        out.status.success(),
+        "READY=1 came before libvirt answered: {}",
+        text(&out)
+    );
+    eprintln!("READY=1 after {:?}", start.elapsed());
+
+    // With libvirtd masked nothing answers, so READY=1 never comes.
+    let dir2 = tempfile::tempdir().unwrap();
+    let listener2 = UnixDatagram::bind(dir2.path().join("notify.sock")).unwrap();
+    listener2
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mount2 = format!("{}:/notify", dir2.path().display());
+    let vols2 = Volumes::new("notify-masked");
+    let _masked = Appliance::start(
+        &vols2,
+        Opts {
+            podman: &["-v", &mount2, "-e", "NOTIFY_SOCKET=/notify/notify.sock"],
+            init_args: &["systemd.mask=libvirtd"],
+        },
+    );
+    assert!(
+        listener2.recv(&mut buf).is_err(),
+        "READY=1 sent although libvirt cannot answer"
+    );
+}

@@ -26,6 +26,46 @@ enum Command {
     },
     /// Exit 0 when every service init runs is ready and libvirt answers; say why not otherwise.
     Health,
+    /// OCI hook definition files (oci-hooks(5)), read the way podman reads them.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+}
+
+#[derive(Subcommand)]
+enum HooksCommand {
+    /// Validate hook files: one line per file, the problem named, masking shown. Exit 1 when any
+    /// file is invalid.
+    Check {
+        /// Hook directories in increasing precedence (default: podman's two).
+        dirs: Vec<PathBuf>,
+    },
+    /// Which hooks run for a container like this, at which stage, in which order.
+    Explain {
+        /// A hooks directory, as podman's --hooks-dir: repeatable, later ones take precedence.
+        #[arg(long = "hooks-dir")]
+        hooks_dirs: Vec<PathBuf>,
+        /// An annotation of the container, KEY=VALUE (repeatable).
+        #[arg(long = "annotation", value_parser = parse_annotation)]
+        annotations: Vec<(String, String)>,
+        /// The container's process.args[0].
+        #[arg(long)]
+        command: Option<String>,
+        /// The container has bind mounts or volumes (-v).
+        #[arg(long)]
+        has_bind_mounts: bool,
+        /// Leave out the annotations podman adds to every container (io.podman.annotations.*).
+        #[arg(long)]
+        no_default_annotations: bool,
+        /// Print one JSON object: {"stages": {"<stage>": [{file, dir, path, args, env, timeout}]}}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_annotation(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE"))
 }
 
 fn main() -> ExitCode {
@@ -44,6 +84,93 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     println!("unhealthy: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Hooks(cmd) => hooks(cmd),
+    }
+}
+
+fn dirs_or_default(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    if dirs.is_empty() {
+        virtpod::hooks::DEFAULT_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        dirs
+    }
+}
+
+fn hooks(cmd: HooksCommand) -> ExitCode {
+    use virtpod::hooks::{
+        check, dirs::HookSet, explain, validate::PODMAN_EXTENSION_STAGES, when::Container,
+    };
+    match cmd {
+        HooksCommand::Check { dirs } => {
+            let set = HookSet::load(&dirs_or_default(dirs), PODMAN_EXTENSION_STAGES);
+            let (report, ok) = check::report(&set);
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        HooksCommand::Explain {
+            hooks_dirs,
+            annotations,
+            command,
+            has_bind_mounts,
+            no_default_annotations,
+            json,
+        } => {
+            let set = HookSet::load(&dirs_or_default(hooks_dirs), PODMAN_EXTENSION_STAGES);
+            let mut all = if no_default_annotations {
+                Default::default()
+            } else {
+                explain::podman_default_annotations()
+            };
+            all.extend(annotations);
+            for (a, b) in set.case_ties() {
+                eprintln!("warning: {a} and {b} differ only in case; podman runs them in an undefined order");
+            }
+            let container = Container {
+                annotations: all,
+                command: Some(command.unwrap_or_else(|| "sh".into())),
+                has_bind_mounts,
+            };
+            match explain::explain(&set, &container) {
+                Ok(stages) if json => {
+                    println!("{}", serde_json::json!({ "stages": stages }));
+                    ExitCode::SUCCESS
+                }
+                Ok(stages) => {
+                    if stages.is_empty() {
+                        println!("no hook runs for this container");
+                    }
+                    for (stage, entries) in &stages {
+                        println!("{stage}:");
+                        for (i, e) in entries.iter().enumerate() {
+                            let timeout = e
+                                .timeout
+                                .map(|t| format!(" (timeout {t}s)"))
+                                .unwrap_or_default();
+                            println!(
+                                "  {}. {} from {}: {} {}{timeout}",
+                                i + 1,
+                                e.file,
+                                e.dir.display(),
+                                e.path,
+                                e.args.join(" ")
+                            );
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("podman would refuse to create this container: {e}");
                     ExitCode::FAILURE
                 }
             }

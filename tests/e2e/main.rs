@@ -2,4 +2,5 @@
 //! host, a real Linux guest. `tests/run` prepares what they need (tests/prepare) and runs them.
 
 mod harness;
+mod hooks;
 mod init;

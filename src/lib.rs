@@ -1,9 +1,17 @@
 //! virtpod: libvirt in a container.
 //!
-//! `init` is PID 1 inside the appliance image; `libvirt` holds what virtpod knows about libvirt
-//! itself (its configuration files, its guests). The binary in `main.rs` is a thin clap layer.
+//! `init` is PID 1 inside the appliance image; `hook` is the host-side OCI hook that gives a
+//! container its devices; `hooks` reads oci-hooks(5) definitions as podman does; `libvirt`
+//! holds what virtpod knows about libvirt itself (its configuration files, its guests). The
+//! binary in `main.rs` is a thin clap layer.
+//!
+//! The `libvirt` feature (default) links libvirt for `init` and `health`, the container side.
+//! The host side (`hook`, `hooks`, `install`) needs no libvirt: build it with
+//! `--no-default-features`.
 
+pub mod hook;
 pub mod hooks;
+#[cfg(feature = "libvirt")]
 pub mod init;
 pub mod libvirt;
 pub mod logging;

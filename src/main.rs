@@ -13,6 +13,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[cfg(feature = "libvirt")]
     /// Run as PID 1 of the appliance: supervise libvirt's daemons, stop guests cleanly on stop.
     ///
     /// Arguments use systemd's kernel-command-line vocabulary:
@@ -24,11 +25,53 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    #[cfg(feature = "libvirt")]
     /// Exit 0 when every service init runs is ready and libvirt answers; say why not otherwise.
     Health,
     /// OCI hook definition files (oci-hooks(5)), read the way podman reads them.
     #[command(subcommand)]
     Hooks(HooksCommand),
+    /// The OCI hook podman runs on the host: devices by annotation (io.virtpod.device.<class>).
+    Hook {
+        /// The hook stage podman or the runtime runs us for.
+        stage: Stage,
+        /// Log file for every decision (besides stderr).
+        #[arg(long, default_value = virtpod::hook::log::DEFAULT_FILE)]
+        log: PathBuf,
+        /// off, error, warn, info, debug or trace.
+        #[arg(long, default_value = "info")]
+        log_level: tracing::level_filters::LevelFilter,
+        /// The host's device directory (tests point it at a directory of their own).
+        #[arg(long, default_value = "/dev")]
+        dev_root: PathBuf,
+        /// sysfs, for USB vendor:product selections.
+        #[arg(long, default_value = "/sys")]
+        sys_root: PathBuf,
+        /// udev's database, bound read-only for usb and udev.
+        #[arg(long, default_value = "/run/udev")]
+        udev_dir: PathBuf,
+        /// Where what each container was given is recorded for poststop.
+        #[arg(long, default_value = "/run/virtpod-hook")]
+        state_dir: PathBuf,
+    },
+    /// Write our hook definitions where podman reads them, with this binary's absolute path.
+    Install {
+        /// The hooks directory.
+        #[arg(long, default_value = virtpod::hook::install::DEFAULT_HOOKS_DIR)]
+        hooks_dir: PathBuf,
+        /// Also copy this binary to PREFIX/bin/virtpod and point the hooks there.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Stage {
+    Precreate,
+    #[value(name = "createRuntime")]
+    CreateRuntime,
+    Prestart,
+    Poststop,
 }
 
 #[derive(Subcommand)]
@@ -69,13 +112,17 @@ fn parse_annotation(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    virtpod::logging::init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Hook { .. }) {
+        virtpod::logging::init();
+    }
     match cli.command {
+        #[cfg(feature = "libvirt")]
         Command::Init { catalog, args } => {
             let code = virtpod::init::run::run(virtpod::init::run::Options { catalog, args });
             ExitCode::from(code.clamp(0, 255) as u8)
         }
+        #[cfg(feature = "libvirt")]
         Command::Health => {
             match virtpod::init::health::check(std::path::Path::new(virtpod::init::state::PATH)) {
                 Ok(summary) => {
@@ -89,6 +136,67 @@ fn main() -> ExitCode {
             }
         }
         Command::Hooks(cmd) => hooks(cmd),
+        Command::Hook {
+            stage,
+            log,
+            log_level,
+            dev_root,
+            sys_root,
+            udev_dir,
+            state_dir,
+        } => {
+            virtpod::hook::log::init(log_level, &log);
+            let host = virtpod::hook::HostPaths {
+                dev: dev_root,
+                sys: sys_root,
+                udev: udev_dir,
+                state: state_dir,
+            };
+            hook(stage, &host)
+        }
+        Command::Install { hooks_dir, prefix } => {
+            let result = virtpod::hook::install::place_binary(prefix.as_deref())
+                .and_then(|bin| Ok((virtpod::hook::install::install(&hooks_dir, &bin)?, bin)));
+            match result {
+                Ok((written, bin)) => {
+                    for path in written {
+                        println!("wrote {} (runs {})", path.display(), bin.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("virtpod install: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn hook(stage: Stage, host: &virtpod::hook::HostPaths) -> ExitCode {
+    use std::io::{Read, Write};
+    use virtpod::hook::stage;
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        tracing::error!("virtpod hook: reading stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = match stage {
+        Stage::Precreate => stage::precreate(&input, host)
+            .and_then(|out| Ok(std::io::stdout().lock().write_all(&out)?)),
+        Stage::CreateRuntime => stage::create_runtime(&input, host, "createRuntime"),
+        Stage::Prestart => stage::create_runtime(&input, host, "prestart"),
+        Stage::Poststop => {
+            stage::poststop(&input, host);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("virtpod hook refused the container: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

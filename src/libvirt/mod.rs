@@ -1,6 +1,7 @@
 //! What virtpod knows about libvirt: its configuration files, its sockets and its guests.
 
 pub mod conf;
+#[cfg(feature = "libvirt")]
 pub mod guests;
 pub mod sockets;
 

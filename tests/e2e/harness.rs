@@ -13,7 +13,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn e2e_dir() -> PathBuf {
+/// The host-side virtpod as users install it: built without libvirt by tests/prepare.
+pub fn host_bin() -> PathBuf {
+    let bin = e2e_dir().join("virtpod-host");
+    assert!(
+        bin.exists(),
+        "{} is missing: run tests/prepare",
+        bin.display()
+    );
+    bin
+}
+
+pub fn e2e_dir() -> PathBuf {
     repo().join("target/e2e")
 }
 
@@ -134,6 +145,8 @@ impl Drop for Volumes {
 pub struct Opts<'a> {
     pub podman: &'a [&'a str],
     pub init_args: &'a [&'a str],
+    /// Leave out `--device /dev/kvm` (the hook gives it instead).
+    pub no_kvm_device: bool,
 }
 
 /// One appliance container; removed on drop.
@@ -146,18 +159,13 @@ impl<'v> Appliance<'v> {
     /// `podman run -d` of the appliance with /dev/kvm, the volumes, and `opts`.
     pub fn start(vols: &'v Volumes, opts: Opts<'_>) -> Appliance<'v> {
         let name = unique("c");
-        let mut args: Vec<String> = [
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--no-healthcheck",
-            "--device",
-            "/dev/kvm",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = ["run", "-d", "--name", &name, "--no-healthcheck"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if !opts.no_kvm_device {
+            args.extend(["--device".to_string(), "/dev/kvm".to_string()]);
+        }
         args.extend(vols.mounts());
         args.extend(opts.podman.iter().map(|s| s.to_string()));
         args.push(IMAGE.into());

@@ -330,6 +330,7 @@ fn ready_notification_arrives_only_after_libvirt_answers() {
         Opts {
             podman: &["-v", &mount2, "-e", "NOTIFY_SOCKET=/notify/notify.sock"],
             init_args: &["systemd.mask=libvirtd"],
+            ..Opts::default()
         },
     );
     assert!(

@@ -2,5 +2,6 @@
 //! host, a real Linux guest. `tests/run` prepares what they need (tests/prepare) and runs them.
 
 mod harness;
+mod hook;
 mod hooks;
 mod init;

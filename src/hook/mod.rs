@@ -1,0 +1,42 @@
+//! `virtpod hook`: the host-side OCI hook that gives a container the devices its annotations
+//! ask for.
+//!
+//! The pieces, from data to I/O: [`class`] is the catalog of device classes, [`request`] turns
+//! annotations into requests, [`discover`] finds the matching nodes on the host (and refuses
+//! anything that is not a device under /dev), [`groups`] reads the image's /etc/group, [`plan`]
+//! decides what the container gets, [`edit`] writes that into the OCI config, and [`stage`]
+//! runs one hook stage end to end. [`install`] puts our hook definitions where podman reads them.
+
+pub mod class;
+pub mod discover;
+pub mod edit;
+pub mod groups;
+pub mod install;
+pub mod log;
+pub mod plan;
+pub mod request;
+pub mod stage;
+
+/// Where the hook looks for things on the host. Tests point these at temporary directories.
+#[derive(Debug, Clone)]
+pub struct HostPaths {
+    /// The host's device directory; its nodes appear under /dev in the container.
+    pub dev: std::path::PathBuf,
+    /// sysfs, to resolve USB vendor:product selections.
+    pub sys: std::path::PathBuf,
+    /// udev's database, bound read-only for `usb` and `udev` so libvirt sees ID_VENDOR_ID.
+    pub udev: std::path::PathBuf,
+    /// Where the hook records what it gave each container, for poststop.
+    pub state: std::path::PathBuf,
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        HostPaths {
+            dev: "/dev".into(),
+            sys: "/sys".into(),
+            udev: "/run/udev".into(),
+            state: "/run/virtpod-hook".into(),
+        }
+    }
+}

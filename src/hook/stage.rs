@@ -1,0 +1,338 @@
+//! One hook call, end to end: read stdin, decide, write stdout or act on the container.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use super::discover::{self, Kind};
+use super::edit;
+use super::groups;
+use super::plan::{self, Mode, Plan};
+use super::request::{self, Request};
+use super::HostPaths;
+
+/// The container id podman put in the config (the precreate stage has no OCI state): from the
+/// cgroup path or the paths of podman's own mounts; "unknown" otherwise.
+pub fn container_id(config: &Value) -> String {
+    let mut texts: Vec<&str> = vec![config["linux"]["cgroupsPath"].as_str().unwrap_or("")];
+    if let Some(mounts) = config["mounts"].as_array() {
+        texts.extend(mounts.iter().filter_map(|m| m["source"].as_str()));
+    }
+    texts
+        .iter()
+        .flat_map(|t| t.split(['/', ':', '-']))
+        .find(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(String::from)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn parse_config(input: &[u8]) -> Result<Value> {
+    let config: Value = serde_json::from_slice(input)
+        .context("stdin is not an OCI runtime config (JSON); precreate hooks get the container's config.json")?;
+    if !config.is_object() {
+        bail!("stdin is not an OCI runtime config: a JSON object was expected");
+    }
+    Ok(config)
+}
+
+/// The requests in a config's annotations (empty when it asks for nothing).
+pub fn requests(config: &Value) -> Result<Vec<Request>> {
+    let annotations = edit::annotations(config);
+    Ok(request::parse(annotations.iter().map(|(k, v)| (k, v)))?)
+}
+
+fn may_open(path: &Path) -> bool {
+    use nix::unistd::{faccessat, AccessFlags};
+    faccessat(
+        None,
+        path,
+        AccessFlags::R_OK | AccessFlags::W_OK,
+        nix::fcntl::AtFlags::AT_EACCESS,
+    )
+    .is_ok()
+}
+
+fn rootfs(config: &Value, bundle: &Path) -> PathBuf {
+    let root = PathBuf::from(config["root"]["path"].as_str().unwrap_or("rootfs"));
+    if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    }
+}
+
+/// Resolve every request and decide; the first refused request is the error.
+fn decide(requests: &[Request], host: &HostPaths, mode: Mode, root: &Path) -> Result<Plan> {
+    let mut found = Vec::new();
+    for r in requests {
+        found.push(discover::resolve(r, host)?);
+    }
+    let groups = match mode {
+        Mode::Nodes => groups::read(root),
+        Mode::Binds => Ok(Default::default()),
+    };
+    let plan = plan::plan(found, mode, &groups, may_open);
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+    for d in &plan.decisions {
+        tracing::info!("{d}");
+    }
+    Ok(plan)
+}
+
+/// What a container was given, kept for poststop.
+fn record(host: &HostPaths, id: &str, stage: &str, plan: &Plan) {
+    let given: Vec<String> = plan
+        .grants
+        .iter()
+        .map(|g| g.node.container_path())
+        .chain(plan.binds.iter().map(|b| b.dest.clone()))
+        .collect();
+    let body = serde_json::json!({ "id": id, "stage": stage, "given": given });
+    let path = host.state.join(format!("{id}.json"));
+    let written = fs::create_dir_all(&host.state).and_then(|_| fs::write(&path, body.to_string()));
+    if let Err(e) = written {
+        tracing::debug!("no record at {}: {e}", path.display());
+    }
+}
+
+/// precreate: the config on stdin, the config with the devices on stdout. A config that asks
+/// for nothing comes back byte for byte.
+pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
+    let mut config = parse_config(input)?;
+    let id = container_id(&config);
+    let _span =
+        tracing::info_span!("hook", container = %&id[..id.len().min(12)], stage = "precreate")
+            .entered();
+    let requests = requests(&config)?;
+    if requests.is_empty() {
+        tracing::debug!("no device requested");
+        return Ok(input.to_vec());
+    }
+    let mode = if edit::has_user_namespace(&config) {
+        Mode::Binds
+    } else {
+        Mode::Nodes
+    };
+    let plan = decide(&requests, host, mode, &rootfs(&config, Path::new(".")))?;
+    for s in edit::apply(&mut config, &plan, mode) {
+        tracing::info!("{s}");
+    }
+    record(host, &id, "precreate", &plan);
+    Ok(serde_json::to_vec(&config)?)
+}
+
+fn parse_state(input: &[u8]) -> Result<oci_spec::runtime::State> {
+    serde_json::from_slice(input)
+        .context("stdin is not an OCI container state (JSON); this stage gets the runtime's state")
+}
+
+/// createRuntime/prestart, for runtimes without precreate: create the nodes inside the
+/// container's mount namespace (before pivot_root, so its root is still a path) and allow them
+/// in its device cgroup. Nodes the config already has (precreate ran) are left alone.
+pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()> {
+    let state = parse_state(input)?;
+    let id = state.id().clone();
+    let _span = tracing::info_span!("hook", container = %&id[..id.len().min(12)], stage).entered();
+    let bundle = state.bundle().clone();
+    let config_path = bundle.join("config.json");
+    let config = parse_config(
+        &fs::read(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
+    )?;
+    let requests = requests(&config)?;
+    if requests.is_empty() {
+        return Ok(());
+    }
+    if edit::has_user_namespace(&config) {
+        bail!("{stage}: device nodes cannot be created in a user namespace by this stage; register the hook for the precreate stage (podman >= 4.0), which bind-mounts them");
+    }
+    let pid = state
+        .pid()
+        .ok_or_else(|| anyhow!("the OCI state has no pid; is {stage} the right stage?"))?;
+    let root = rootfs(&config, &bundle);
+    let mut plan = decide(&requests, host, Mode::Nodes, &root)?;
+    let existing = edit::existing_devices(&config);
+    plan.grants
+        .retain(|g| !existing.contains(&g.node.container_path()));
+    allow_in_cgroup(pid, &plan)?;
+    enter_mount_namespace(pid)?;
+    for g in &plan.grants {
+        make_node(&root, g)?;
+    }
+    for b in &plan.binds {
+        bind_mount(&root, &b.host, &b.dest, b.read_only)?;
+    }
+    record(host, &id, stage, &plan);
+    Ok(())
+}
+
+fn allow_in_cgroup(pid: i32, plan: &Plan) -> Result<()> {
+    if plan.grants.is_empty() {
+        return Ok(());
+    }
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let Some(path) = cgroups.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        ctrl.split(',')
+            .any(|c| c == "devices")
+            .then_some(path.to_string())
+    }) else {
+        tracing::warn!("no cgroup v1 devices controller: the runtime's device filter cannot be widened from this stage; the nodes exist but may not open (use precreate)");
+        return Ok(());
+    };
+    let allow = Path::new("/sys/fs/cgroup/devices")
+        .join(path.trim_start_matches('/'))
+        .join("devices.allow");
+    for g in &plan.grants {
+        let rule = format!(
+            "{} {}:{} rwm",
+            g.node.kind.letter(),
+            g.node.major,
+            g.node.minor
+        );
+        fs::write(&allow, &rule)
+            .with_context(|| format!("writing {rule:?} to {}", allow.display()))?;
+    }
+    Ok(())
+}
+
+fn enter_mount_namespace(pid: i32) -> Result<()> {
+    let ns = fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .with_context(|| format!("opening the mount namespace of container process {pid}"))?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
+        .context("entering the container's mount namespace")?;
+    Ok(())
+}
+
+fn make_node(root: &Path, g: &plan::Grant) -> Result<()> {
+    use nix::sys::stat::{makedev, mknod, Mode as Perm, SFlag};
+    let path = root.join(g.node.container_path().trim_start_matches('/'));
+    if fs::symlink_metadata(&path).is_ok() {
+        tracing::info!(
+            "{} already exists in the container; left as it is",
+            path.display()
+        );
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let kind = match g.node.kind {
+        Kind::Char => SFlag::S_IFCHR,
+        Kind::Block => SFlag::S_IFBLK,
+    };
+    mknod(
+        &path,
+        kind,
+        Perm::from_bits_truncate(g.mode),
+        makedev(g.node.major, g.node.minor),
+    )
+    .with_context(|| format!("mknod {}", path.display()))?;
+    nix::unistd::chown(&path, Some(0.into()), Some(g.gid.into()))?;
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(g.mode))?;
+    tracing::info!("created {}", g.node.container_path());
+    Ok(())
+}
+
+fn bind_mount(root: &Path, source: &Path, dest: &str, read_only: bool) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let target = root.join(dest.trim_start_matches('/'));
+    fs::create_dir_all(&target)?;
+    let none: Option<&str> = None;
+    mount(
+        Some(source),
+        &target,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .with_context(|| format!("bind-mounting {} at {dest}", source.display()))?;
+    if read_only {
+        let flags = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        mount(none, &target, none, flags, none)
+            .with_context(|| format!("making {dest} read-only"))?;
+    }
+    Ok(())
+}
+
+/// poststop: forget what the container was given. Never fails a stop: every problem is logged.
+pub fn poststop(input: &[u8], host: &HostPaths) {
+    let state = match parse_state(input) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("poststop: {e:#}; nothing to clean");
+            return;
+        }
+    };
+    let id = state.id().clone();
+    let _span =
+        tracing::info_span!("hook", container = %&id[..id.len().min(12)], stage = "poststop")
+            .entered();
+    if id.is_empty() || id.contains('/') || id.starts_with('.') {
+        tracing::warn!(
+            "poststop: container id {id:?} is not usable as a file name; nothing to clean"
+        );
+        return;
+    }
+    let path = host.state.join(format!("{id}.json"));
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let given: Value = serde_json::from_str(&text).unwrap_or_default();
+            tracing::info!("released {}", given["given"]);
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!("poststop: removing {}: {e}", path.display());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => tracing::debug!("nothing recorded"),
+        Err(e) => tracing::warn!("poststop: reading {}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_id_from_podman_paths() {
+        let id = "a".repeat(64);
+        let c =
+            serde_json::json!({"linux": {"cgroupsPath": format!("/libpod_parent/libpod-{id}")}});
+        assert_eq!(container_id(&c), id);
+        let c = serde_json::json!({"mounts": [{"source": format!("/var/lib/containers/storage/overlay-containers/{id}/userdata/hostname")}]});
+        assert_eq!(container_id(&c), id);
+        assert_eq!(container_id(&serde_json::json!({})), "unknown");
+    }
+
+    #[test]
+    fn no_request_is_the_same_bytes() {
+        let input = br#"{"ociVersion":"1.0.2", "annotations": {"io.virtpod.device.kvm": "false"}, "z": [1, 2]}"#;
+        let out = precreate(input, &HostPaths::default()).unwrap();
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for input in [
+            &b""[..],
+            b"[]",
+            b"{\"annotations\": 5}",
+            b"\xff\xfe",
+            b"{\"annotations\": {\"io.virtpod.device.kvm\": 1}}",
+        ] {
+            let _ = precreate(input, &HostPaths::default());
+        }
+        assert!(precreate(b"nope", &HostPaths::default())
+            .unwrap_err()
+            .to_string()
+            .contains("not an OCI runtime config"));
+    }
+}

@@ -41,6 +41,17 @@ pub fn plan(
     may_open: impl Fn(&Path) -> bool,
 ) -> Plan {
     let mut p = Plan::default();
+    if let (Mode::Nodes, Err(e)) = (mode, groups) {
+        let roles = found
+            .iter()
+            .flat_map(|f| &f.nodes)
+            .any(|n| n.group.is_some());
+        if roles {
+            p.warnings.push(format!(
+                "cannot read the image's groups ({e}); nodes keep the host's gid"
+            ));
+        }
+    }
     for f in found {
         p.warnings.extend(f.warnings);
         for node in f.nodes {

@@ -1,0 +1,26 @@
+//! Whatever podman or a runtime might put on the hook's stdin, and whatever annotations a user
+//! might write: the hook answers or refuses, it never panics.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use virtpod::hook::{request, stage, HostPaths};
+
+fuzz_target!(|data: &[u8]| {
+    // Reads the real /dev and /sys (read-only); records go nowhere (/proc cannot hold them).
+    let host = HostPaths {
+        state: "/proc/virtpod-fuzz".into(),
+        ..HostPaths::default()
+    };
+    // As an OCI config (precreate) and as an OCI state (poststop).
+    let _ = stage::precreate(data, &host);
+    stage::poststop(data, &host);
+    // As annotations: "key=value" lines, device keys included.
+    if let Ok(text) = std::str::from_utf8(data) {
+        let pairs: Vec<(String, String)> = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (format!("io.virtpod.device.{k}"), v.to_string()))
+            .collect();
+        let _ = request::parse(pairs.iter().map(|(k, v)| (k, v)));
+    }
+});

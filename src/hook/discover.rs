@@ -79,11 +79,14 @@ pub fn resolve(req: &Request, host: &HostPaths) -> Result<Found, Refused> {
         annotation: req.annotation.clone(),
         reason,
     };
+    // Resolved once: every node must resolve to a path under it.
+    let root = fs::canonicalize(&host.dev)
+        .map_err(|e| refuse(format!("device root {}: {e}", host.dev.display())))?;
     match &req.selection {
         Selection::All => {
             for entry in req.class.nodes {
                 for rel in candidates(&host.dev, entry) {
-                    match node(&host.dev, &rel, req.class, entry) {
+                    match node(&host.dev, &root, &rel, req.class, entry) {
                         Ok(n) => found.nodes.push(n),
                         Err(why) => found.warnings.push(format!(
                             "{}: skipped {}: {why}",
@@ -117,7 +120,7 @@ pub fn resolve(req: &Request, host: &HostPaths) -> Result<Found, Refused> {
                 };
                 for rel in rels {
                     let entry = req.class.entry_for(&rel).expect("checked above");
-                    let n = node(&host.dev, &rel, req.class, entry).map_err(|why| {
+                    let n = node(&host.dev, &root, &rel, req.class, entry).map_err(|why| {
                         refuse(format!("{}: {why}", host.dev.join(&rel).display()))
                     })?;
                     found.nodes.push(n);
@@ -210,9 +213,14 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>, depth: usize) {
 
 /// The device node at `rel`, or why it may not be given. Resolves the whole path, so neither
 /// the node nor a directory above it may be a symlink out of the device root.
-fn node(dev: &Path, rel: &str, class: &'static Class, entry: &Nodes) -> Result<Node, String> {
+fn node(
+    dev: &Path,
+    root: &Path,
+    rel: &str,
+    class: &'static Class,
+    entry: &Nodes,
+) -> Result<Node, String> {
     let path = dev.join(rel);
-    let root = fs::canonicalize(dev).map_err(|e| format!("device root {}: {e}", dev.display()))?;
     let real = match fs::canonicalize(&path) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -223,7 +231,7 @@ fn node(dev: &Path, rel: &str, class: &'static Class, entry: &Nodes) -> Result<N
         }
         Err(e) => return Err(e.to_string()),
     };
-    if !real.starts_with(&root) {
+    if !real.starts_with(root) {
         return Err(format!(
             "resolves to {}, outside {}; refused",
             real.display(),

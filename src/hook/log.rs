@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::Mutex;
@@ -18,25 +19,27 @@ use tracing_subscriber::Layer;
 
 pub const DEFAULT_FILE: &str = "/var/log/virtpod-hook.log";
 
-fn is_dev_null(f: &File) -> bool {
-    f.metadata().is_ok_and(|m| {
-        m.file_type().is_char_device()
-            && nix::sys::stat::major(m.rdev()) == 1
-            && nix::sys::stat::minor(m.rdev()) == 3
-    })
+fn is_dev_null(m: &std::fs::Metadata) -> bool {
+    m.file_type().is_char_device()
+        && nix::sys::stat::major(m.rdev()) == 1
+        && nix::sys::stat::minor(m.rdev()) == 3
 }
 
 /// Where a user sees what we say: our stderr, or our parent's when ours is discarded.
 fn user_stderr() -> (Box<dyn Write + Send>, bool) {
-    let ours = File::options().write(true).open("/proc/self/fd/2");
-    if let Ok(f) = &ours {
-        if !is_dev_null(f) {
-            return (Box::new(std::io::stderr()), false);
-        }
+    // fstat of fd 2 itself: reopening /proc/self/fd/2 fails for a socket (journald), which
+    // would wrongly send our output to the parent.
+    let ours = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .and_then(|f| f.metadata());
+    if !ours.is_ok_and(|m| is_dev_null(&m)) {
+        return (Box::new(std::io::stderr()), false);
     }
     let parent = format!("/proc/{}/fd/2", std::os::unix::process::parent_id());
     match OpenOptions::new().append(true).open(parent) {
-        Ok(f) if !is_dev_null(&f) => (Box::new(f), true),
+        Ok(f) if !f.metadata().is_ok_and(|m| is_dev_null(&m)) => (Box::new(f), true),
         _ => (Box::new(std::io::stderr()), false),
     }
 }

@@ -62,10 +62,12 @@ pub fn plan(
             match mode {
                 Mode::Binds => {
                     if !may_open(&node.host) {
+                        // No owner in the message: inside rootless podman's user namespace
+                        // the host's owner shows as an unmapped id, which would mislead.
                         p.warnings.push(format!(
-                            "{}: {} (owner {}:{}, mode {:04o}) cannot be opened by this user, so it is not given; \
-                             give the user access on the host (its group, or an ACL)",
-                            node.class, node.host.display(), node.uid, node.gid, node.mode
+                            "{}: {} (mode {:04o}) cannot be opened by this user, so it is not given; \
+                             give the user access on the host (see `ls -l {}`: its group, or an ACL)",
+                            node.class, node.host.display(), node.mode, node.host.display()
                         ));
                         continue;
                     }

@@ -54,6 +54,27 @@ fn may_open(path: &Path) -> bool {
     .is_ok()
 }
 
+/// True when a uid_map is the initial user namespace's: every id mapped to itself.
+fn is_initial_uid_map(uid_map: &str) -> bool {
+    uid_map.split_whitespace().eq(["0", "0", "4294967295"])
+}
+
+/// Rootless podman runs its hooks inside its own user namespace and its configs need not declare
+/// one; there, as in a declared one, nodes cannot be made and host nodes must be bind-mounted.
+fn in_user_namespace() -> bool {
+    fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_uid_map(&m))
+}
+
+/// Nodes when the runtime can create them; bind mounts in a user namespace (the container's or
+/// rootless podman's own).
+fn mode_for(config: &Value) -> Mode {
+    if edit::has_user_namespace(config) || in_user_namespace() {
+        Mode::Binds
+    } else {
+        Mode::Nodes
+    }
+}
+
 fn rootfs(config: &Value, bundle: &Path) -> PathBuf {
     let root = PathBuf::from(config["root"]["path"].as_str().unwrap_or("rootfs"));
     if root.is_absolute() {
@@ -112,11 +133,7 @@ pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
         tracing::debug!("no device requested");
         return Ok(input.to_vec());
     }
-    let mode = if edit::has_user_namespace(&config) {
-        Mode::Binds
-    } else {
-        Mode::Nodes
-    };
+    let mode = mode_for(&config);
     let plan = decide(&requests, host, mode, &rootfs(&config, Path::new(".")))?;
     for s in edit::apply(&mut config, &plan, mode) {
         tracing::info!("{s}");
@@ -146,7 +163,7 @@ pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()>
     if requests.is_empty() {
         return Ok(());
     }
-    if edit::has_user_namespace(&config) {
+    if mode_for(&config) == Mode::Binds {
         bail!("{stage}: device nodes cannot be created in a user namespace by this stage; register the hook for the precreate stage (podman >= 4.0), which bind-mounts them");
     }
     let pid = state
@@ -317,6 +334,16 @@ mod tests {
         let input = br#"{"ociVersion":"1.0.2", "annotations": {"io.virtpod.device.kvm": "false"}, "z": [1, 2]}"#;
         let out = precreate(input, &HostPaths::default()).unwrap();
         assert_eq!(out, input);
+    }
+
+    #[test]
+    fn only_the_identity_map_is_the_initial_user_namespace() {
+        assert!(is_initial_uid_map("         0          0 4294967295\n"));
+        // rootless podman's namespace: the user as root, then the subordinate range
+        assert!(!is_initial_uid_map(
+            "         0       1000          1\n         1     100000      65536\n"
+        ));
+        assert!(!is_initial_uid_map(""));
     }
 
     #[test]

@@ -546,3 +546,106 @@ fn create_runtime_stage_makes_the_nodes_for_runtimes_without_precreate() {
         hooks.log()
     );
 }
+
+/// The unprivileged user tests/as-rootless-user runs rootless podman as.
+const ROOTLESS_UID: u32 = 61234;
+
+fn mknod(path: &Path, mode: &str, major: u32, minor: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let st = Command::new("mknod")
+        .args(["-m", mode])
+        .arg(path)
+        .args(["c", &major.to_string(), &minor.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod {}", path.display());
+}
+
+fn give_to_rootless_user(path: &Path) {
+    let st = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{ROOTLESS_UID}:{ROOTLESS_UID}"))
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown {}", path.display());
+}
+
+#[test]
+fn rootless_podman_gets_bind_mounts_of_the_nodes_the_user_may_open() {
+    require_prepared();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::set_permissions(t, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A device root with the real kvm device (10:232) the user owns, and a tun node only root
+    // may open.
+    let dev = t.join("dev");
+    mknod(&dev.join("kvm"), "0600", 10, 232);
+    give_to_rootless_user(&dev.join("kvm"));
+    mknod(&dev.join("net/tun"), "0600", 10, 200);
+    let dev_arg = dev.display().to_string();
+    let hooks = Hooks::custom("precreate", ANY_DEVICE, &["--dev-root", &dev_arg]);
+    give_to_rootless_user(hooks.tmp.path());
+    fs::set_permissions(
+        hooks.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // The container's root: busybox, owned by the user (no image store needed).
+    let rootfs = t.join("rootfs");
+    for d in ["bin", "dev", "proc", "sys", "etc", "tmp"] {
+        fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+        .expect("busybox-static (tests/prepare installs it)");
+    symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    give_to_rootless_user(&rootfs);
+
+    let out = Command::new(repo().join("tests/as-rootless-user"))
+        .arg(ROOTLESS_UID.to_string())
+        .arg(t.join("user"))
+        .env("CONTAINERS_CONF", repo().join("tests/containers.conf"))
+        .args(["podman", "run", "--rm", "--network", "none", "--hooks-dir"])
+        .arg(hooks.dir())
+        .args([
+            "--annotation",
+            "io.virtpod.device.kvm=true",
+            "--annotation",
+            "io.virtpod.device.tun=true",
+            "--rootfs",
+        ])
+        .arg(&rootfs)
+        .args([
+            "/bin/sh",
+            "-c",
+            "id -u; stat -c '%n %t:%T' /dev/kvm; exec 3<>/dev/kvm && echo opened /dev/kvm; ls /dev/net/tun 2>&1; true",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = hooks.log();
+    assert!(out.status.success(), "{}\n{log}", text(&out));
+    // Rootless: podman runs in the user's namespace, where the user is root.
+    assert!(stdout.starts_with("0\n"), "{}\n{log}", text(&out));
+    assert!(
+        stdout.contains("/dev/kvm a:e8\nopened /dev/kvm\n"),
+        "{}\n{log}",
+        text(&out)
+    );
+    assert!(
+        log.contains(&format!("kvm: bind-mount {dev_arg}/kvm")),
+        "{log}"
+    );
+    // The node the user may not open is not given, and podman's stderr says why.
+    assert!(
+        stdout.contains("ls: /dev/net/tun: No such file or directory"),
+        "{}",
+        text(&out)
+    );
+    let refused = format!(
+        "tun: {dev_arg}/net/tun (mode 0600) cannot be opened by this user, so it is not given"
+    );
+    assert!(stderr.contains(&refused), "{}\n{log}", text(&out));
+    assert!(log.contains(&refused), "{log}");
+}

@@ -14,11 +14,18 @@ use super::request::{self, Request};
 use super::HostPaths;
 
 /// The container id podman put in the config (the precreate stage has no OCI state): from the
-/// cgroup path or the paths of podman's own mounts; "unknown" otherwise.
+/// cgroup path or the container's own directory (…/overlay-containers/<id>/userdata, the source
+/// of /etc/hostname and friends); "unknown" otherwise. Other mounts are no guide: volume names
+/// are 64 hex digits too.
 pub fn container_id(config: &Value) -> String {
     let mut texts: Vec<&str> = vec![config["linux"]["cgroupsPath"].as_str().unwrap_or("")];
     if let Some(mounts) = config["mounts"].as_array() {
-        texts.extend(mounts.iter().filter_map(|m| m["source"].as_str()));
+        texts.extend(
+            mounts
+                .iter()
+                .filter_map(|m| m["source"].as_str())
+                .filter(|s| s.contains("/userdata/")),
+        );
     }
     texts
         .iter()
@@ -324,7 +331,14 @@ mod tests {
         let c =
             serde_json::json!({"linux": {"cgroupsPath": format!("/libpod_parent/libpod-{id}")}});
         assert_eq!(container_id(&c), id);
-        let c = serde_json::json!({"mounts": [{"source": format!("/var/lib/containers/storage/overlay-containers/{id}/userdata/hostname")}]});
+        let volume = format!(
+            "/var/lib/containers/storage/volumes/{}/_data",
+            "b".repeat(64)
+        );
+        let c = serde_json::json!({"mounts": [
+            {"source": volume},
+            {"source": format!("/var/lib/containers/storage/overlay-containers/{id}/userdata/hostname")}
+        ]});
         assert_eq!(container_id(&c), id);
         assert_eq!(container_id(&serde_json::json!({})), "unknown");
     }

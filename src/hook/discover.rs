@@ -47,6 +47,23 @@ impl Node {
     pub fn container_path(&self) -> String {
         format!("/dev/{}", self.rel)
     }
+
+    /// /dev/kvm as on a host without udev rules (root:root), for the tests of later stages.
+    #[cfg(test)]
+    pub fn test_kvm(mode: u32) -> Node {
+        Node {
+            class: "kvm",
+            rel: "kvm".into(),
+            host: "/dev/kvm".into(),
+            kind: Kind::Char,
+            major: 10,
+            minor: 232,
+            mode,
+            uid: 0,
+            gid: 0,
+            group: Some("kvm"),
+        }
+    }
 }
 
 /// A host directory bound into the container at the same path under /dev or /run.

@@ -170,18 +170,7 @@ mod tests {
     fn grant() -> Plan {
         Plan {
             grants: vec![Grant {
-                node: Node {
-                    class: "kvm",
-                    rel: "kvm".into(),
-                    host: "/dev/kvm".into(),
-                    kind: Kind::Char,
-                    major: 10,
-                    minor: 232,
-                    mode: 0o600,
-                    uid: 0,
-                    gid: 0,
-                    group: Some("kvm"),
-                },
+                node: Node::test_kvm(0o600),
                 gid: 104,
                 mode: 0o660,
             }],

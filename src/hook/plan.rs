@@ -147,22 +147,10 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook::discover::Kind;
 
     fn kvm(mode: u32) -> Found {
         Found {
-            nodes: vec![Node {
-                class: "kvm",
-                rel: "kvm".into(),
-                host: "/dev/kvm".into(),
-                kind: Kind::Char,
-                major: 10,
-                minor: 232,
-                mode,
-                uid: 0,
-                gid: 0,
-                group: Some("kvm"),
-            }],
+            nodes: vec![Node::test_kvm(mode)],
             ..Found::default()
         }
     }

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "localhost/virtpod:debian";
+/// What the test guest's init prints on its console once booted (tests/guest/init).
+pub const GUEST_BOOTED: &str = "VIRTPOD-GUEST-BOOTED";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -263,6 +265,13 @@ impl<'v> Appliance<'v> {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), xml).unwrap();
         self.virsh_ok(&["define", file.path().to_str().unwrap()]);
+    }
+
+    /// Defines a TCG guest, starts it and waits for its first boot marker on the console.
+    pub fn boot_guest(&self, guest: &str) {
+        self.define_guest(guest, "qemu");
+        self.virsh_ok(&["start", guest]);
+        self.wait_console(guest, GUEST_BOOTED, 1);
     }
 
     /// The guest's serial console so far (appended across boots); empty before its first boot.

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-const BOOTED: &str = "VIRTPOD-GUEST-BOOTED";
 const POWER_BUTTON: &str = "VIRTPOD-GUEST-POWER-BUTTON";
 
 #[test]
@@ -56,9 +55,7 @@ fn guest_boots_kvm_domain_runs_and_no_zombies_after_cycles() {
     let app = Appliance::start(&vols, Opts::default());
     app.wait_ready();
 
-    app.define_guest("tcg", "qemu");
-    app.virsh_ok(&["start", "tcg"]);
-    app.wait_console("tcg", BOOTED, 1);
+    app.boot_guest("tcg");
 
     // KVM: qemu opens /dev/kvm as the unprivileged qemu user and the domain runs.
     app.define_guest("kvm", "kvm");
@@ -72,7 +69,7 @@ fn guest_boots_kvm_domain_runs_and_no_zombies_after_cycles() {
             app.domstate("tcg") == "shut off"
         });
         app.virsh_ok(&["start", "tcg"]);
-        app.wait_console("tcg", BOOTED, cycle);
+        app.wait_console("tcg", GUEST_BOOTED, cycle);
     }
     app.virsh_ok(&["destroy", "tcg"]);
     // qemu daemonizes: each one is re-parented to init, which must reap it.
@@ -88,9 +85,7 @@ fn killed_libvirtd_is_restarted_and_the_guest_survives() {
     let vols = Volumes::new("crash");
     let app = Appliance::start(&vols, Opts::default());
     app.wait_ready();
-    app.define_guest("g", "qemu");
-    app.virsh_ok(&["start", "g"]);
-    app.wait_console("g", BOOTED, 1);
+    app.boot_guest("g");
     let qemu = app.pid_of("qemu-system-x86").expect("qemu runs");
     let daemon = app.pid_of("libvirtd").expect("libvirtd runs");
 
@@ -121,9 +116,7 @@ fn podman_stop_shuts_the_guest_down_before_the_daemons() {
     let vols = Volumes::new("stop");
     let app = Appliance::start(&vols, Opts::default());
     app.wait_ready();
-    app.define_guest("g", "qemu");
-    app.virsh_ok(&["start", "g"]);
-    app.wait_console("g", BOOTED, 1);
+    app.boot_guest("g");
 
     podman_ok(&["stop", "-t", "90", &app.name]);
     assert_eq!(app.state("ExitCode"), "0", "{}", app.logs());
@@ -159,9 +152,7 @@ fn suspend_on_stop_resumes_on_the_next_start() {
         },
     );
     app.wait_ready();
-    app.define_guest("g", "qemu");
-    app.virsh_ok(&["start", "g"]);
-    app.wait_console("g", BOOTED, 1);
+    app.boot_guest("g");
 
     podman_ok(&["stop", "-t", "90", &app.name]);
     assert_eq!(app.state("ExitCode"), "0", "{}", app.logs());
@@ -176,7 +167,7 @@ fn suspend_on_stop_resumes_on_the_next_start() {
     // power button.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        app.console("g").matches(BOOTED).count(),
+        app.console("g").matches(GUEST_BOOTED).count(),
         1,
         "{}",
         app.console("g")
@@ -192,9 +183,7 @@ fn recreated_container_on_the_same_volumes_restarts_the_guest() {
     {
         let first = Appliance::start(&vols, Opts::default());
         first.wait_ready();
-        first.define_guest("g", "qemu");
-        first.virsh_ok(&["start", "g"]);
-        first.wait_console("g", BOOTED, 1);
+        first.boot_guest("g");
         podman_ok(&["stop", "-t", "90", &first.name]);
         assert_eq!(first.state("ExitCode"), "0");
     }
@@ -205,7 +194,7 @@ fn recreated_container_on_the_same_volumes_restarts_the_guest() {
         Duration::from_secs(60),
         || second.domstate("g") == "running",
     );
-    second.wait_console("g", BOOTED, 2);
+    second.wait_console("g", GUEST_BOOTED, 2);
     assert!(second.logs().contains("started again"), "{}", second.logs());
 }
 

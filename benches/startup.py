@@ -47,7 +47,7 @@ def measure(label, runs, extra, kvm=True):
         print(f"{label:<42} cold {cold:6.3f} s   warm median {statistics.median(warm):6.3f} s"
               f"   (min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})")
     finally:
-        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rm", "-f", "-v", "-t", "0", name, check=False)
 
 
 def pid1_rss_after_guest():
@@ -76,7 +76,7 @@ def pid1_rss_after_guest():
         print(f"{'PID 1 (virtpod init), guest running':<42} RSS {kb['Rss'] / 1024:.1f} MiB"
               f"   PSS {kb['Pss'] / 1024:.1f} MiB   private dirty {kb['Private_Dirty'] / 1024:.1f} MiB")
     finally:
-        podman("rm", "-f", "-t", "0", name, check=False)
+        podman("rm", "-f", "-v", "-t", "0", name, check=False)
 
 
 def main():

@@ -93,7 +93,8 @@ pub fn unique(test: &str) -> String {
 
 /// The appliance's state: named volumes for /var/lib/libvirt, /etc/libvirt and /var/log/libvirt,
 /// and a host directory for /run/libvirt, where host clients find the socket. Outlives
-/// containers so a test can re-create one on the same state.
+/// containers so a test can re-create one on the same state. The volumes are named
+/// `<prefix>_lib`, `_etc`, `_log`, as compose.yaml's are for a project named `<prefix>`.
 pub struct Volumes {
     pub prefix: String,
     pub run_dir: tempfile::TempDir,
@@ -115,7 +116,7 @@ impl Volumes {
             ("log", "/var/log/libvirt"),
         ] {
             v.push("-v".into());
-            v.push(format!("{}-{suffix}:{target}", self.prefix));
+            v.push(format!("{}_{suffix}:{target}", self.prefix));
         }
         v.push("-v".into());
         v.push(format!("{}:/run/libvirt", self.run_dir.path().display()));
@@ -125,7 +126,7 @@ impl Volumes {
     /// A path inside one of the named volumes, read from the host: works whether or not a
     /// container is running.
     pub fn host_path(&self, suffix: &str, rel: &str) -> PathBuf {
-        let vol = format!("{}-{suffix}", self.prefix);
+        let vol = format!("{}_{suffix}", self.prefix);
         let mountpoint = podman_ok(&["volume", "inspect", "--format", "{{.Mountpoint}}", &vol]);
         PathBuf::from(mountpoint.trim()).join(rel)
     }
@@ -138,7 +139,7 @@ impl Volumes {
 impl Drop for Volumes {
     fn drop(&mut self) {
         for suffix in ["lib", "etc", "log"] {
-            podman(&["volume", "rm", "-f", &format!("{}-{suffix}", self.prefix)]);
+            podman(&["volume", "rm", "-f", &format!("{}_{suffix}", self.prefix)]);
         }
     }
 }
@@ -321,7 +322,7 @@ impl<'v> Appliance<'v> {
 
 impl Drop for Appliance<'_> {
     fn drop(&mut self) {
-        podman(&["rm", "-f", "-t", "0", &self.name]);
+        podman(&["rm", "-f", "-v", "-t", "0", &self.name]);
     }
 }
 

@@ -496,7 +496,7 @@ fn poststop_forgets_what_the_container_was_given() {
     let id = podman_ok(&["inspect", "--format", "{{.Id}}", &name]);
     let record = hooks.state_dir().join(format!("{}.json", id.trim()));
     let recorded = fs::read_to_string(&record).unwrap_or_default();
-    podman(&["rm", "-f", "-t", "0", &name]);
+    podman(&["rm", "-f", "-v", "-t", "0", &name]);
     assert!(recorded.contains("/dev/kvm"), "{recorded}\n{}", hooks.log());
     wait_for("the record removed", Duration::from_secs(10), || {
         !record.exists()

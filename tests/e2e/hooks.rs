@@ -268,7 +268,7 @@ fn compare(c: &Case, rec: &Path) -> Result<(), String> {
     args.push(c.command.into());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let ran = podman(&argv);
-    podman(&["rm", "-f", "-t", "0", &name]);
+    podman(&["rm", "-f", "-v", "-t", "0", &name]);
 
     match (explained.status.success(), ran.status.success()) {
         (true, true) => {

@@ -1,0 +1,69 @@
+//! The front door the README gives: `./appliance-up`, which runs podman-compose on compose.yaml,
+//! as a user runs it, with only the container name and socket directory of the test's own.
+
+use std::process::Command;
+
+use crate::harness::*;
+
+/// compose makes a network per project and `down` leaves it behind.
+struct ProjectNetwork(String);
+
+impl Drop for ProjectNetwork {
+    fn drop(&mut self) {
+        podman(&["network", "rm", "-f", &format!("{}_default", self.0)]);
+    }
+}
+
+fn appliance_up(vols: &Volumes) -> String {
+    let out = Command::new(repo().join("appliance-up"))
+        .env("VIRTPOD_NAME", &vols.prefix)
+        .env("VIRTPOD_SOCKET_DIR", vols.run_dir.path())
+        .env("CONTAINERS_CONF", repo().join("tests/containers.conf"))
+        .output()
+        .expect("running ./appliance-up");
+    assert!(
+        out.status.success(),
+        "./appliance-up failed: {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
+    require_prepared();
+    let vols = Volumes::new("compose");
+    let _network = ProjectNetwork(vols.prefix.clone());
+    let app = Appliance {
+        name: vols.prefix.clone(),
+        vols: &vols,
+    };
+
+    let said = appliance_up(&vols);
+    // It returns once libvirt answers and says how to reach it.
+    let uri = format!("qemu+unix:///system?socket={}", vols.socket().display());
+    assert!(said.contains(&uri), "{said}");
+    assert!(app.virsh_ok(&["list", "--all"]).contains("Name"));
+    assert_eq!(app.exec_ok("stat -c %t:%T /dev/kvm").trim(), "a:e8");
+    // compose.yaml's named volumes are the ones the harness names for this project.
+    assert_eq!(
+        podman_ok(&[
+            "volume",
+            "inspect",
+            "--format",
+            "{{.Name}}",
+            &format!("{}_lib", vols.prefix)
+        ])
+        .trim(),
+        format!("{}_lib", vols.prefix)
+    );
+    app.boot_guest("g");
+    let first = podman_ok(&["inspect", "--format", "{{.Id}}", &app.name]);
+
+    // Again: a new container on the same volumes; the guest that was running runs again.
+    appliance_up(&vols);
+    let second = podman_ok(&["inspect", "--format", "{{.Id}}", &app.name]);
+    assert_ne!(first, second, "the container was not replaced");
+    app.wait_console("g", GUEST_BOOTED, 2);
+    assert_eq!(app.domstate("g"), "running");
+}

@@ -54,6 +54,16 @@ enum Command {
         #[arg(long, default_value = "/run/virtpod-hook")]
         state_dir: PathBuf,
     },
+    /// Check this host for what the appliance and the hook need; name each problem and its fix.
+    /// Exit 1 when something fails.
+    Doctor {
+        /// libvirt's socket as the appliance exposes it on the host.
+        #[arg(long, default_value = virtpod::doctor::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// A hooks directory, as podman's --hooks-dir (repeatable; default: podman's two).
+        #[arg(long = "hooks-dir")]
+        hooks_dirs: Vec<PathBuf>,
+    },
     /// Write our hook definitions where podman reads them, with this binary's absolute path.
     Install {
         /// The hooks directory.
@@ -153,6 +163,16 @@ fn main() -> ExitCode {
                 state: state_dir,
             };
             hook(stage, &host)
+        }
+        Command::Doctor { socket, hooks_dirs } => {
+            let findings = virtpod::doctor::run(&virtpod::doctor::Options { socket, hooks_dirs });
+            let (report, ok) = virtpod::doctor::render(&findings);
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Command::Install { hooks_dir, prefix } => {
             let result = virtpod::hook::install::place_binary(prefix.as_deref())

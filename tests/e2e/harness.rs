@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "localhost/virtpod:debian";
+/// The appliance's base image (scripts/build-image makes it with debootstrap).
+pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
 /// What the test guest's init prints on its console once booted (tests/guest/init).
 pub const GUEST_BOOTED: &str = "VIRTPOD-GUEST-BOOTED";
 

@@ -9,8 +9,6 @@ use std::process::Command;
 
 use crate::harness::*;
 
-const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
-
 /// The hook every case points at: it logs "<id> <what it saw>" and, as a precreate hook, passes
 /// the config through. runc hands prestart, createRuntime and createContainer hooks a state with
 /// status "creating" (run in that order), poststart "created", poststop "stopped".

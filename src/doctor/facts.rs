@@ -1,0 +1,270 @@
+//! What the host says, gathered at the edge: each function asks one thing and returns plain
+//! data (or the error as text) for the checks.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::hooks::dirs::{HookSet, Outcome};
+use crate::hooks::validate::PODMAN_EXTENSION_STAGES;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Podman {
+    pub version: String,
+    pub runtime: String,
+    /// "v1" or "v2" (podman calls hybrid v1).
+    pub cgroups: String,
+    pub cgroup_manager: String,
+}
+
+/// `podman info` as the user's podman sees its configuration (CONTAINERS_CONF included).
+pub fn podman() -> Result<Podman, String> {
+    let out = Command::new("podman")
+        .args([
+            "info",
+            "--format",
+            "{{.Version.Version}}\t{{.Host.OCIRuntime.Name}}\t{{.Host.CgroupsVersion}}\t{{.Host.CgroupManager}}",
+        ])
+        .output()
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("`podman info` failed: {}", err.trim()));
+    }
+    parse_info(&String::from_utf8_lossy(&out.stdout))
+}
+
+pub fn parse_info(text: &str) -> Result<Podman, String> {
+    let f: Vec<&str> = text.trim().split('\t').collect();
+    match f[..] {
+        [version, runtime, cgroups, manager] => Ok(Podman {
+            version: version.into(),
+            runtime: runtime.into(),
+            cgroups: cgroups.into(),
+            cgroup_manager: manager.into(),
+        }),
+        _ => Err(format!("unexpected `podman info` output: {text:?}")),
+    }
+}
+
+/// cgroup v2 mounted beside v1: podman says "v1", crun refuses.
+pub fn cgroup_hybrid() -> bool {
+    Path::new("/sys/fs/cgroup/unified").is_dir()
+}
+
+/// systemd runs the host (podman's systemd cgroup manager and healthcheck timers need it).
+pub fn systemd_is_pid1() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+/// The limits podman's containers start from: podman inherits ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub nofile_hard: u64,
+    pub nproc_hard: u64,
+    /// Without CAP_SYS_RESOURCE no process may raise a hard limit, runc included.
+    pub may_raise: bool,
+}
+
+pub fn limits() -> Limits {
+    use nix::sys::resource::{getrlimit, Resource};
+    let hard = |r| getrlimit(r).map(|(_, h)| h).unwrap_or(u64::MAX);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    Limits {
+        nofile_hard: hard(Resource::RLIMIT_NOFILE),
+        nproc_hard: hard(Resource::RLIMIT_NPROC),
+        may_raise: has_cap_sys_resource(&status),
+    }
+}
+
+/// CAP_SYS_RESOURCE (bit 24) in the effective set of a /proc/<pid>/status text.
+pub fn has_cap_sys_resource(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
+/// `default_ulimits` as podman resolves containers.conf: CONTAINERS_CONF alone when set;
+/// otherwise /usr/share, then /etc, then /etc/…/containers.conf.d, then the user's files
+/// (rootless), a later file overriding an earlier one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfUlimits {
+    /// The files read, in order.
+    pub files: Vec<PathBuf>,
+    /// CONTAINERS_CONF, when it names the only file podman reads.
+    pub override_file: Option<PathBuf>,
+    /// The effective `default_ulimits` and the file that set it.
+    pub set: Option<(Vec<String>, PathBuf)>,
+}
+
+pub fn containers_conf_ulimits() -> ConfUlimits {
+    let files = conf_files();
+    let mut c = ConfUlimits {
+        override_file: std::env::var_os("CONTAINERS_CONF")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from),
+        ..Default::default()
+    };
+    for f in &files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        c.files.push(f.clone());
+        if let Some(u) = default_ulimits(&text) {
+            c.set = Some((u, f.clone()));
+        }
+    }
+    c
+}
+
+/// `[containers] default_ulimits` of one containers.conf text, when it sets them.
+pub fn default_ulimits(text: &str) -> Option<Vec<String>> {
+    let v: toml::Value = toml::from_str(text).ok()?;
+    let list = v.get("containers")?.get("default_ulimits")?.as_array()?;
+    Some(
+        list.iter()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect(),
+    )
+}
+
+fn conf_files() -> Vec<PathBuf> {
+    if let Some(f) = std::env::var_os("CONTAINERS_CONF").filter(|f| !f.is_empty()) {
+        return vec![f.into()];
+    }
+    let mut files = vec![
+        PathBuf::from("/usr/share/containers/containers.conf"),
+        PathBuf::from("/etc/containers/containers.conf"),
+    ];
+    files.extend(conf_d(Path::new("/etc/containers/containers.conf.d")));
+    if !nix::unistd::geteuid().is_root() {
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+        if let Some(c) = config {
+            files.push(c.join("containers/containers.conf"));
+            files.extend(conf_d(&c.join("containers/containers.conf.d")));
+        }
+    }
+    files
+}
+
+fn conf_d(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceNode {
+    pub char_device: bool,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn kvm() -> io::Result<DeviceNode> {
+    let m = std::fs::metadata("/dev/kvm")?;
+    Ok(DeviceNode {
+        char_device: m.file_type().is_char_device(),
+        major: nix::sys::stat::major(m.rdev()),
+        minor: nix::sys::stat::minor(m.rdev()),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
+        gid: m.gid(),
+    })
+}
+
+/// One effective hook that runs `virtpod hook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OurHook {
+    pub file: PathBuf,
+    pub stages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    pub dirs: Vec<PathBuf>,
+    /// What makes podman refuse every container, when something does.
+    pub error: Option<String>,
+    pub ours: Vec<OurHook>,
+}
+
+pub fn hooks(dirs: &[PathBuf]) -> Hooks {
+    let dirs: Vec<PathBuf> = if dirs.is_empty() {
+        crate::hooks::DEFAULT_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    } else {
+        dirs.to_vec()
+    };
+    let set = HookSet::load(&dirs, PODMAN_EXTENSION_STAGES);
+    let ours = set
+        .ordered()
+        .into_iter()
+        .filter_map(|f| match &f.outcome {
+            Outcome::Valid(h) if runs_virtpod_hook(&h.hook.args) => Some(OurHook {
+                file: f.path(),
+                stages: h.stages.clone().unwrap_or_default(),
+            }),
+            _ => None,
+        })
+        .collect();
+    Hooks {
+        error: set.first_error(),
+        dirs,
+        ours,
+    }
+}
+
+fn runs_virtpod_hook(args: &Option<Vec<String>>) -> bool {
+    args.as_ref().is_some_and(|a| {
+        a.len() >= 2 && a[0].ends_with("virtpod") && a.contains(&"hook".to_string())
+    })
+}
+
+/// Connecting to the socket: whether something listens there.
+pub fn connect(socket: &Path) -> io::Result<()> {
+    std::os::unix::net::UnixStream::connect(socket).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_sys_resource_is_bit_24_of_the_effective_set() {
+        assert!(!has_cap_sys_resource(
+            "CapPrm:\t000001fffeffffff\nCapEff:\t000001fffeffffff\n"
+        ));
+        assert!(has_cap_sys_resource("CapEff:\t000001ffffffffff\n"));
+        assert!(!has_cap_sys_resource("no caps here"));
+    }
+
+    #[test]
+    fn default_ulimits_of_a_containers_conf() {
+        let conf = "[containers]\ndefault_ulimits = [\"nofile=4096:4096\"]\n[engine]\nruntime = \"runc\"\n";
+        assert_eq!(default_ulimits(conf), Some(vec!["nofile=4096:4096".into()]));
+        assert_eq!(default_ulimits("[engine]\nruntime = \"runc\"\n"), None);
+        assert_eq!(default_ulimits("not toml ["), None);
+    }
+
+    #[test]
+    fn podman_info_fields() {
+        let p = parse_info("4.3.1\trunc\tv1\tcgroupfs\n").unwrap();
+        assert_eq!((p.runtime.as_str(), p.cgroups.as_str()), ("runc", "v1"));
+        assert!(parse_info("4.3.1\n").is_err());
+    }
+}

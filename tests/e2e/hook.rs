@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::*;
+use crate::modes::ROOTLESS_UID;
 
 /// A hooks directory of a test's own, with the log and records in the same temp dir.
 struct Hooks {
@@ -546,9 +547,6 @@ fn create_runtime_stage_makes_the_nodes_for_runtimes_without_precreate() {
         hooks.log()
     );
 }
-
-/// The unprivileged user tests/as-rootless-user runs rootless podman as.
-const ROOTLESS_UID: u32 = 61234;
 
 fn mknod(path: &Path, mode: &str, major: u32, minor: u32) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -7,3 +7,4 @@ mod harness;
 mod hook;
 mod hooks;
 mod init;
+mod modes;

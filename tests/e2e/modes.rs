@@ -1,0 +1,78 @@
+//! Deployment modes beyond the rootful socket-only one the other tests use (docs/modes.md).
+
+use std::process::Command;
+
+use crate::harness::*;
+
+/// The unprivileged user tests/as-rootless-user runs rootless podman as.
+pub const ROOTLESS_UID: u32 = 61234;
+
+/// Rootless, socket only: an unprivileged user runs the appliance with rootless podman, its
+/// sockets in a directory of the user's, and manages a guest with the host's virsh as that user.
+/// No /dev/kvm here (the user may not open it on these hosts), so the guest runs under TCG; no
+/// slirp4netns either (/dev/net/tun is root-only here), so --network none.
+#[test]
+fn rootless_appliance_serves_the_users_virsh_and_stops_its_guest_cleanly() {
+    require_prepared();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    chmod(t, 0o755);
+    // The user's podman cannot see root's images: hand the image over as an archive.
+    let archive = t.join("image.tar");
+    podman_ok(&["save", "-q", "-o", archive.to_str().unwrap(), IMAGE]);
+    chmod(&archive, 0o644);
+    for f in ["vmlinuz", "initrd.img"] {
+        std::fs::copy(e2e_dir().join("guest").join(f), t.join(f)).unwrap();
+    }
+    std::fs::write(t.join("g.xml"), guest_xml("g", "qemu")).unwrap();
+
+    let script = format!(
+        r#"set -eu
+echo "uid=$(id -u)"
+mkdir -p ~/.config/containers "$XDG_RUNTIME_DIR/virtpod"
+printf '[storage]\ndriver = "overlay"\n' > ~/.config/containers/storage.conf
+podman load -q -i {t}/image.tar
+sock="$XDG_RUNTIME_DIR/virtpod"
+podman run -d --name virtpod --network none \
+    -v virtpod-lib:/var/lib/libvirt -v virtpod-etc:/etc/libvirt -v virtpod-log:/var/log/libvirt \
+    -v "$sock:/run/libvirt" {IMAGE} >/dev/null
+uri="qemu+unix:///system?socket=$sock/libvirt-sock"
+i=0; until virsh -c "$uri" version >/dev/null 2>&1; do
+    i=$((i+1)); [ $i -lt 600 ] || {{ podman logs virtpod; exit 1; }}; sleep 0.1; done
+echo "socket owner: $(stat -c %U "$sock/libvirt-sock")"
+podman cp {t}/vmlinuz virtpod:/var/lib/libvirt/images/vmlinuz
+podman cp {t}/initrd.img virtpod:/var/lib/libvirt/images/initrd.img
+virsh -c "$uri" define {t}/g.xml
+virsh -c "$uri" start g
+i=0; until podman exec virtpod grep -q {GUEST_BOOTED} /var/log/libvirt/qemu/g-serial.log 2>/dev/null; do
+    i=$((i+1)); [ $i -lt 900 ] || {{ echo "guest did not boot"; podman logs virtpod; exit 1; }}; sleep 0.1; done
+echo "guest booted"
+virsh -c "$uri" domstate g
+podman stop -t 90 virtpod >/dev/null
+podman logs virtpod 2>&1 | grep -E 'guest shut down|stopped code' || true
+podman rm -v virtpod >/dev/null
+"#,
+        t = t.display()
+    );
+    let out = Command::new(repo().join("tests/as-rootless-user"))
+        .arg(ROOTLESS_UID.to_string())
+        .arg(t.join("user"))
+        .env("CONTAINERS_CONF", repo().join("tests/containers.conf"))
+        .args(["sh", "-c", &script])
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("uid={ROOTLESS_UID}\n")), "{said}");
+    assert!(said.contains("socket owner: virtpod-rootless\n"), "{said}");
+    assert!(said.contains("Domain 'g' started"), "{said}");
+    assert!(said.contains("guest booted\nrunning\n"), "{said}");
+    // podman stop: init shut the guest down before the daemons, and exited 0.
+    assert!(said.contains("guest shut down guest=\"g\""), "{said}");
+    assert!(said.contains("stopped code=0"), "{said}");
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

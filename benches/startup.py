@@ -2,8 +2,8 @@
 """Startup and memory figures for the appliance (a benchmark: it prints, it asserts nothing).
 
 - podman start -> first successful host `virsh version` through the socket, for virtpod init as
-  PID 1, and for libvirtd itself as PID 1 under podman --init (catatonit), the floor to compare
-  with (no config, no supervision, no readiness);
+  PID 1, for libvirtd itself as PID 1 under podman --init (catatonit), the floor to compare
+  with (no config, no supervision, no readiness), and for the systemd variant;
 - resident memory of PID 1 after a guest has started.
 
 Run as root after tests/prepare: python3 benches/startup.py [--runs N]
@@ -34,7 +34,8 @@ def start_to_virsh(name, sockdir):
 
 def measure(label, runs, extra, kvm=True):
     sockdir = tempfile.mkdtemp()
-    name = f"vp-bench-{os.getpid()}-{len(label)}"
+    slug = "".join(c if c.isalnum() else "-" for c in label)[:40]
+    name = f"vp-bench-{os.getpid()}-{slug}"
     device = ["--device", "/dev/kvm"] if kvm else []
     podman("create", "--name", name, "--no-healthcheck", *device,
            "-v", f"{sockdir}:/run/libvirt", *extra, IMAGE)
@@ -90,6 +91,8 @@ def main():
     # disagree with what root libvirtd sees and qemu is probed again at every start; without
     # /dev/kvm the floor is not penalised by that.
     measure("libvirtd under catatonit, no /dev/kvm", runs, floor, kvm=False)
+    measure("systemd variant (systemd as PID 1)", runs,
+            ["--systemd=always", "--stop-signal", "SIGRTMIN+3", "--entrypoint", "/sbin/init"])
     pid1_rss_after_guest()
 
 

@@ -28,6 +28,14 @@ enum Command {
     #[cfg(feature = "libvirt")]
     /// Exit 0 when every service init runs is ready and libvirt answers; say why not otherwise.
     Health,
+    #[cfg(feature = "libvirt")]
+    /// Only prepare the container for libvirt (settings, directories, /dev/kvm, stale sockets)
+    /// and exit: for the image run with systemd as PID 1 (virtpod-prepare.service).
+    Prepare {
+        /// Directory of service definitions: which daemons will run and need settings.
+        #[arg(long, default_value = virtpod::init::catalog::DEFAULT_DIR)]
+        catalog: PathBuf,
+    },
     /// OCI hook definition files (oci-hooks(5)), read the way podman reads them.
     #[command(subcommand)]
     Hooks(HooksCommand),
@@ -145,6 +153,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "libvirt")]
+        Command::Prepare { catalog } => match virtpod::init::run::prepare_only(&catalog) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Hooks(cmd) => hooks(cmd),
         Command::Hook {
             stage,

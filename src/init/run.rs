@@ -79,15 +79,7 @@ fn setup(opts: Options) -> Result<Supervisor> {
         reaper::become_subreaper().context("becoming the child subreaper")?;
     }
 
-    prepare::directories()?;
-    let daemons: Vec<&str> = order
-        .iter()
-        .filter(|n| catalog.services[*n].libvirt_daemon)
-        .map(String::as_str)
-        .collect();
-    prepare::write_config(&daemons, &env)?;
-    prepare::kvm_device(&std::fs::read_to_string("/etc/group").unwrap_or_default());
-    prepare::stale_sockets()?;
+    prepare_container(&catalog, &order, &env)?;
 
     let services = order.into_iter().map(|n| {
         let def = catalog.services[&n].clone();
@@ -101,6 +93,39 @@ fn setup(opts: Options) -> Result<Supervisor> {
         state_path: PathBuf::from(state::PATH),
     };
     Ok(Supervisor::new(services.collect(), cfg, tx, rx))
+}
+
+/// Everything before the daemons start: directories, libvirt's settings for the daemons in
+/// `order`, /dev/kvm for qemu, no stale sockets.
+fn prepare_container(
+    catalog: &Catalog,
+    order: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<()> {
+    prepare::directories()?;
+    let daemons: Vec<&str> = order
+        .iter()
+        .filter(|n| catalog.services[*n].libvirt_daemon)
+        .map(String::as_str)
+        .collect();
+    prepare::write_config(&daemons, env)?;
+    prepare::kvm_device(&std::fs::read_to_string("/etc/group").unwrap_or_default());
+    prepare::stale_sockets()
+}
+
+/// `virtpod prepare`: the preparation alone, for the image run with systemd as PID 1
+/// (virtpod-prepare.service, before libvirt's sockets): the same settings for the same daemons,
+/// with the environment systemd gives it (`systemd.setenv=` on systemd's command line).
+pub fn prepare_only(catalog_dir: &Path) -> Result<()> {
+    let env = service_env(std::env::vars(), &[]);
+    let catalog = Catalog::load(catalog_dir)?;
+    let flavor = detect_flavor(
+        env.get("VIRTPOD_LIBVIRT_MODE").map(String::as_str),
+        Path::exists,
+    )?;
+    let order = catalog.select(flavor, &args::BootArgs::default())?;
+    info!(?flavor, services = ?order, "preparing the container for libvirt");
+    prepare_container(&catalog, &order, &env)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub const IMAGE: &str = "localhost/virtpod:debian";
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
 /// What the test guest's init prints on its console once booted (tests/guest/init).
 pub const GUEST_BOOTED: &str = "VIRTPOD-GUEST-BOOTED";
+/// What it prints when it sees the ACPI power button, before powering off.
+pub const GUEST_POWER_BUTTON: &str = "VIRTPOD-GUEST-POWER-BUTTON";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-const POWER_BUTTON: &str = "VIRTPOD-GUEST-POWER-BUTTON";
-
 #[test]
 fn host_virsh_reaches_libvirt_and_health_is_ok() {
     require_prepared();
@@ -122,7 +120,7 @@ fn podman_stop_shuts_the_guest_down_before_the_daemons() {
     assert_eq!(app.state("ExitCode"), "0", "{}", app.logs());
     // The guest saw the ACPI power button and powered itself off: it was not destroyed.
     assert!(
-        app.console("g").contains(POWER_BUTTON),
+        app.console("g").contains(GUEST_POWER_BUTTON),
         "{}",
         app.console("g")
     );
@@ -156,7 +154,7 @@ fn suspend_on_stop_resumes_on_the_next_start() {
 
     podman_ok(&["stop", "-t", "90", &app.name]);
     assert_eq!(app.state("ExitCode"), "0", "{}", app.logs());
-    assert!(!app.console("g").contains(POWER_BUTTON));
+    assert!(!app.console("g").contains(GUEST_POWER_BUTTON));
 
     podman_ok(&["start", &app.name]);
     app.wait_ready();
@@ -173,7 +171,7 @@ fn suspend_on_stop_resumes_on_the_next_start() {
         app.console("g")
     );
     app.virsh_ok(&["shutdown", "g"]);
-    app.wait_console("g", POWER_BUTTON, 1);
+    app.wait_console("g", GUEST_POWER_BUTTON, 1);
 }
 
 #[test]

@@ -76,3 +76,62 @@ fn chmod(path: &std::path::Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+/// The systemd variant: the same image with systemd as PID 1. virtpod-prepare.service does what
+/// virtpod init does before the daemons; libvirt's own units run them; libvirt-guests shuts the
+/// guests down on stop and starts them again with the container.
+#[test]
+fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
+    require_prepared();
+    let vols = Volumes::new("systemd");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &[
+                "--systemd=always",
+                "--stop-signal",
+                "SIGRTMIN+3",
+                "--entrypoint",
+                "/sbin/init",
+            ],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    assert_eq!(app.exec_ok("cat /proc/1/comm").trim(), "systemd");
+    assert_eq!(
+        app.exec_ok("systemctl is-active virtpod-prepare.service")
+            .trim(),
+        "active"
+    );
+    // Debian's unit would make the socket 0666 with no polkit behind it.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(vols.socket()).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o770, "libvirt-sock mode {mode:o}");
+    assert_eq!(
+        app.exec_ok("stat -c %G:%a /dev/kvm").trim(),
+        "kvm:660",
+        "qemu's group must be able to open /dev/kvm"
+    );
+
+    app.boot_guest("g");
+    let out = podman(&["stop", "-t", "120", &app.name]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Shut down through ACPI (the guest saw the power button), not killed.
+    assert!(
+        app.console("g").contains(GUEST_POWER_BUTTON),
+        "{}",
+        app.console("g")
+    );
+    podman_ok(&["start", &app.name]);
+    app.wait_console("g", GUEST_BOOTED, 2);
+    assert_eq!(app.domstate("g"), "running");
+    let state = app.exec("systemctl is-system-running --wait");
+    assert_eq!(
+        String::from_utf8_lossy(&state.stdout).trim(),
+        "running",
+        "{}",
+        app.exec_ok("systemctl --failed --no-pager")
+    );
+}

@@ -37,7 +37,6 @@ pub struct Node {
     pub minor: u64,
     /// Permission bits on the host.
     pub mode: u32,
-    pub uid: u32,
     pub gid: u32,
     /// The group of this role in an image (kvm, audio, …).
     pub group: Option<&'static str>,
@@ -59,7 +58,6 @@ impl Node {
             major: 10,
             minor: 232,
             mode,
-            uid: 0,
             gid: 0,
             group: Some("kvm"),
         }
@@ -282,7 +280,6 @@ fn node(
         major: nix::sys::stat::major(rdev),
         minor: nix::sys::stat::minor(rdev),
         mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
         gid: meta.gid(),
         group: entry.group,
     })

@@ -3,13 +3,15 @@
 //! `init` is PID 1 inside the appliance image; `hook` is the host-side OCI hook that gives a
 //! container its devices; `hooks` reads oci-hooks(5) definitions as podman does; `libvirt`
 //! holds what virtpod knows about libvirt itself (its configuration files, its guests);
-//! `doctor` checks a host for what the appliance and the hook need. The binary in `main.rs` is
+//! `doctor` checks a host for what the appliance and the hook need; `cdi` writes the hook's
+//! device classes as a CDI spec. The binary in `main.rs` is
 //! a thin clap layer.
 //!
 //! The `libvirt` feature (default) links libvirt for `init` and `health`, the container side.
-//! The host side (`hook`, `hooks`, `install`, `doctor`) needs no libvirt: build it with
+//! The host side (`hook`, `hooks`, `install`, `doctor`, `cdi`) needs no libvirt: build it with
 //! `--no-default-features`.
 
+pub mod cdi;
 pub mod doctor;
 pub mod hook;
 pub mod hooks;

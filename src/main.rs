@@ -72,6 +72,25 @@ enum Command {
         #[arg(long = "hooks-dir")]
         hooks_dirs: Vec<PathBuf>,
     },
+    /// The hook's device classes present on this host as a CDI spec (one device per class),
+    /// for `podman run --device virtpod.io/device=<class>`.
+    Cdi {
+        /// The spec's kind, vendor/class.
+        #[arg(long, default_value = virtpod::cdi::DEFAULT_KIND)]
+        kind: String,
+        /// Write the spec here (e.g. /etc/cdi/virtpod.json) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The host's device directory.
+        #[arg(long, default_value = "/dev")]
+        dev_root: PathBuf,
+        /// sysfs.
+        #[arg(long, default_value = "/sys")]
+        sys_root: PathBuf,
+        /// udev's database, bound read-only for usb and udev.
+        #[arg(long, default_value = "/run/udev")]
+        udev_dir: PathBuf,
+    },
     /// Write our hook definitions where podman reads them, with this binary's absolute path.
     Install {
         /// The hooks directory.
@@ -190,6 +209,27 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+        Command::Cdi {
+            kind,
+            output,
+            dev_root,
+            sys_root,
+            udev_dir,
+        } => {
+            let host = virtpod::hook::HostPaths {
+                dev: dev_root,
+                sys: sys_root,
+                udev: udev_dir,
+                ..Default::default()
+            };
+            match cdi(&kind, output.as_deref(), &host) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("virtpod cdi: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Install { hooks_dir, prefix } => {
             let result = virtpod::hook::install::place_binary(prefix.as_deref())
                 .and_then(|bin| Ok((virtpod::hook::install::install(&hooks_dir, &bin)?, bin)));
@@ -207,6 +247,44 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn cdi(
+    kind: &str,
+    output: Option<&std::path::Path>,
+    host: &virtpod::hook::HostPaths,
+) -> anyhow::Result<()> {
+    use anyhow::{anyhow, Context};
+    virtpod::cdi::check_kind(kind).map_err(|e| anyhow!(e))?;
+    let found = virtpod::cdi::discover(host).map_err(|e| anyhow!(e))?;
+    let spec = virtpod::cdi::spec(kind, &found);
+    let text = serde_json::to_string_pretty(&spec)? + "\n";
+    let names: Vec<&str> = spec["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    let absent: Vec<&str> = found
+        .iter()
+        .filter(|(n, _)| !names.contains(n))
+        .map(|(n, _)| *n)
+        .collect();
+    match output {
+        None => print!("{text}"),
+        Some(path) => {
+            // Written beside and renamed: podman never reads half a spec.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &text)
+                .and_then(|_| std::fs::rename(&tmp, path))
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}: {kind}={{{}}}", path.display(), names.join(","));
+        }
+    }
+    if !absent.is_empty() {
+        eprintln!("not on this host: {}", absent.join(", "));
+    }
+    Ok(())
 }
 
 fn hook(stage: Stage, host: &virtpod::hook::HostPaths) -> ExitCode {

@@ -77,16 +77,17 @@ fn bind(source: &std::path::Path, dest: &str, options: &[&str]) -> Mount {
         .expect("every field is set")
 }
 
-fn mount_for(b: &BindMount) -> Mount {
-    if b.read_only {
-        bind(
-            &b.host,
-            &b.dest,
-            &["rbind", "ro", "nosuid", "noexec", "nodev"],
-        )
+/// Mount options of a directory bind (udev's database read-only, hugepages read-write).
+pub fn bind_options(read_only: bool) -> &'static [&'static str] {
+    if read_only {
+        &["rbind", "ro", "nosuid", "noexec", "nodev"]
     } else {
-        bind(&b.host, &b.dest, &["rbind", "rw", "nosuid", "nodev"])
+        &["rbind", "rw", "nosuid", "nodev"]
     }
+}
+
+fn mount_for(b: &BindMount) -> Mount {
+    bind(&b.host, &b.dest, bind_options(b.read_only))
 }
 
 fn push(config: &mut Value, pointer: &[&str], item: Value) {

@@ -1,6 +1,7 @@
 //! End-to-end tests: real podman, real libvirtd in the appliance container, real virsh on the
 //! host, a real Linux guest. `tests/run` prepares what they need (tests/prepare) and runs them.
 
+mod cdi;
 mod clients;
 mod doctor;
 mod front_door;

@@ -67,3 +67,65 @@ fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
     app.wait_console("g", GUEST_BOOTED, 2);
     assert_eq!(app.domstate("g"), "running");
 }
+
+/// When podman cannot start the appliance, appliance-up says so at once, with podman's error
+/// and `virtpod doctor`'s view of the host, instead of waiting for libvirt. The cause here: a
+/// containers.conf without lowered ulimits, which on the build machines (root without
+/// CAP_SYS_RESOURCE, hard nofile 20000) fails every rootful container. Where podman copes with
+/// it, appliance-up must simply succeed.
+#[test]
+fn appliance_up_fails_fast_and_says_why_when_the_container_cannot_start() {
+    require_prepared();
+    let vols = Volumes::new("compose-fail");
+    let _network = ProjectNetwork(vols.prefix.clone());
+    let _app = Appliance {
+        name: vols.prefix.clone(),
+        vols: &vols,
+    };
+    let conf = vols.run_dir.path().join("containers.conf");
+    std::fs::write(
+        &conf,
+        "[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+    )
+    .unwrap();
+    let podman_copes = Command::new("podman")
+        .env("CONTAINERS_CONF", &conf)
+        .args(["run", "--rm", "--network", "none", BASE_IMAGE, "true"])
+        .status()
+        .unwrap()
+        .success();
+
+    let started = std::time::Instant::now();
+    let out = Command::new(repo().join("appliance-up"))
+        .env("VIRTPOD_NAME", &vols.prefix)
+        .env("VIRTPOD_SOCKET_DIR", vols.run_dir.path())
+        .env("CONTAINERS_CONF", &conf)
+        .output()
+        .expect("running ./appliance-up");
+    let said = text(&out);
+    if podman_copes {
+        assert!(
+            out.status.success(),
+            "podman runs containers here, but: {said}"
+        );
+        return;
+    }
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}: it waited for a container that never ran\n{said}",
+        started.elapsed()
+    );
+    assert!(
+        said.contains("error setting rlimit"),
+        "podman's error: {said}"
+    );
+    assert!(
+        said.contains(&format!("the container {} is", vols.prefix)) && said.contains("not running"),
+        "{said}"
+    );
+    assert!(
+        said.contains("FAIL  ulimits:"),
+        "the doctor's verdict: {said}"
+    );
+}

@@ -15,7 +15,12 @@ impl Drop for ProjectNetwork {
 }
 
 fn appliance_up(vols: &Volumes) -> String {
+    appliance_up_variant(vols, "init")
+}
+
+fn appliance_up_variant(vols: &Volumes, variant: &str) -> String {
     let out = Command::new(repo().join("appliance-up"))
+        .env("VIRTPOD_VARIANT", variant)
         .env("VIRTPOD_NAME", &vols.prefix)
         .env("VIRTPOD_SOCKET_DIR", vols.run_dir.path())
         .env("CONTAINERS_CONF", repo().join("tests/containers.conf"))
@@ -64,6 +69,37 @@ fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
     appliance_up(&vols);
     let second = podman_ok(&["inspect", "--format", "{{.Id}}", &app.name]);
     assert_ne!(first, second, "the container was not replaced");
+    app.wait_console("g", GUEST_BOOTED, 2);
+    assert_eq!(app.domstate("g"), "running");
+}
+
+/// VIRTPOD_VARIANT=systemd: compose.yaml with compose.systemd.yaml, systemd as PID 1; a re-run
+/// replaces the container and libvirt-guests starts the guest that was running.
+#[test]
+fn appliance_up_systemd_variant_serves_virsh_and_a_rerun_keeps_the_guests() {
+    require_prepared();
+    let vols = Volumes::new("compose-systemd");
+    let _network = ProjectNetwork(vols.prefix.clone());
+    let app = Appliance {
+        name: vols.prefix.clone(),
+        vols: &vols,
+    };
+    let said = appliance_up_variant(&vols, "systemd");
+    assert!(
+        said.contains("-f compose.systemd.yaml down -t 120"),
+        "{said}"
+    );
+    assert_eq!(app.exec_ok("cat /proc/1/comm").trim(), "systemd");
+    assert!(app.virsh_ok(&["list", "--all"]).contains("Name"));
+    app.boot_guest("g");
+
+    appliance_up_variant(&vols, "systemd");
+    // Shut down through ACPI by libvirt-guests, then started again with the new container.
+    assert!(
+        app.console("g").contains(GUEST_POWER_BUTTON),
+        "{}",
+        app.console("g")
+    );
     app.wait_console("g", GUEST_BOOTED, 2);
     assert_eq!(app.domstate("g"), "running");
 }

@@ -49,15 +49,8 @@ enum Command {
         /// off, error, warn, info, debug or trace.
         #[arg(long, default_value = "info")]
         log_level: tracing::level_filters::LevelFilter,
-        /// The host's device directory (tests point it at a directory of their own).
-        #[arg(long, default_value = "/dev")]
-        dev_root: PathBuf,
-        /// sysfs, for USB vendor:product selections.
-        #[arg(long, default_value = "/sys")]
-        sys_root: PathBuf,
-        /// udev's database, bound read-only for usb and udev.
-        #[arg(long, default_value = "/run/udev")]
-        udev_dir: PathBuf,
+        #[command(flatten)]
+        devices: DeviceArgs,
         /// Where what each container was given is recorded for poststop.
         #[arg(long, default_value = "/run/virtpod-hook")]
         state_dir: PathBuf,
@@ -81,15 +74,8 @@ enum Command {
         /// Write the spec here (e.g. /etc/cdi/virtpod.json) instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
-        /// The host's device directory.
-        #[arg(long, default_value = "/dev")]
-        dev_root: PathBuf,
-        /// sysfs.
-        #[arg(long, default_value = "/sys")]
-        sys_root: PathBuf,
-        /// udev's database, bound read-only for usb and udev.
-        #[arg(long, default_value = "/run/udev")]
-        udev_dir: PathBuf,
+        #[command(flatten)]
+        devices: DeviceArgs,
     },
     /// Write our hook definitions where podman reads them, with this binary's absolute path.
     Install {
@@ -100,6 +86,31 @@ enum Command {
         #[arg(long)]
         prefix: Option<PathBuf>,
     },
+}
+
+/// Where the hook and `cdi` look for the host's devices.
+#[derive(clap::Args)]
+struct DeviceArgs {
+    /// The host's device directory (tests point it at a directory of their own).
+    #[arg(long, default_value = "/dev")]
+    dev_root: PathBuf,
+    /// sysfs, for USB vendor:product selections.
+    #[arg(long, default_value = "/sys")]
+    sys_root: PathBuf,
+    /// udev's database, bound read-only for usb and udev.
+    #[arg(long, default_value = "/run/udev")]
+    udev_dir: PathBuf,
+}
+
+impl DeviceArgs {
+    fn host_paths(self, state: PathBuf) -> virtpod::hook::HostPaths {
+        virtpod::hook::HostPaths {
+            dev: self.dev_root,
+            sys: self.sys_root,
+            udev: self.udev_dir,
+            state,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -185,19 +196,11 @@ fn main() -> ExitCode {
             stage,
             log,
             log_level,
-            dev_root,
-            sys_root,
-            udev_dir,
+            devices,
             state_dir,
         } => {
             virtpod::hook::log::init(log_level, &log);
-            let host = virtpod::hook::HostPaths {
-                dev: dev_root,
-                sys: sys_root,
-                udev: udev_dir,
-                state: state_dir,
-            };
-            hook(stage, &host)
+            hook(stage, &devices.host_paths(state_dir))
         }
         Command::Doctor { socket, hooks_dirs } => {
             let findings = virtpod::doctor::run(&virtpod::doctor::Options { socket, hooks_dirs });
@@ -212,16 +215,10 @@ fn main() -> ExitCode {
         Command::Cdi {
             kind,
             output,
-            dev_root,
-            sys_root,
-            udev_dir,
+            devices,
         } => {
-            let host = virtpod::hook::HostPaths {
-                dev: dev_root,
-                sys: sys_root,
-                udev: udev_dir,
-                ..Default::default()
-            };
+            // cdi records nothing: the state directory is not used.
+            let host = devices.host_paths(PathBuf::new());
             match cdi(&kind, output.as_deref(), &host) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -93,17 +93,8 @@ fn classes_from_a_device_root_and_kvm_for_the_appliance() {
     // Classes this host lacks, from mknod nodes under a device root of the test's own.
     let tmp = tempfile::tempdir().unwrap();
     let dev = tmp.path().join("dev");
-    for (rel, major, minor) in [("video0", 81, 0), ("snd/controlC0", 116, 0)] {
-        let path = dev.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let st = Command::new("mknod")
-            .args(["-m", "0660"])
-            .arg(&path)
-            .args(["c", &major.to_string(), &minor.to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
+    mknod(&dev.join("video0"), "0660", 81, 0);
+    mknod(&dev.join("snd/controlC0"), "0660", 116, 0);
     let spec = Spec::write("cdi-root", &["--dev-root", dev.to_str().unwrap()]);
     let (video, audio) = (spec.device("video"), spec.device("audio"));
     let out = podman_ok(&[

@@ -74,6 +74,18 @@ pub fn require_prepared() {
     );
 }
 
+/// A character device node at `path` (parents made), for device roots of a test's own.
+pub fn mknod(path: &std::path::Path, mode: &str, major: u32, minor: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let st = Command::new("mknod")
+        .args(["-m", mode])
+        .arg(path)
+        .args(["c", &major.to_string(), &minor.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mknod {}", path.display());
+}
+
 pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {

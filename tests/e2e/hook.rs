@@ -222,15 +222,7 @@ impl FakeHost {
             ("vfio/vfio", 10, 196),
         ];
         for (rel, major, minor) in nodes {
-            let path = dev.join(rel);
-            fs::create_dir_all(path.parent().unwrap()).unwrap();
-            let st = Command::new("mknod")
-                .args(["-m", "0660"])
-                .arg(&path)
-                .args(["c", &major.to_string(), &minor.to_string()])
-                .status()
-                .unwrap();
-            assert!(st.success());
+            mknod(&dev.join(rel), "0660", major, minor);
         }
         fs::create_dir_all(dev.join("hugepages")).unwrap();
         // Bad entries for the safety tests.
@@ -546,17 +538,6 @@ fn create_runtime_stage_makes_the_nodes_for_runtimes_without_precreate() {
         "{}",
         hooks.log()
     );
-}
-
-fn mknod(path: &Path, mode: &str, major: u32, minor: u32) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let st = Command::new("mknod")
-        .args(["-m", mode])
-        .arg(path)
-        .args(["c", &major.to_string(), &minor.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success(), "mknod {}", path.display());
 }
 
 fn give_to_rootless_user(path: &Path) {

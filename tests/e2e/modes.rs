@@ -135,3 +135,58 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
         app.exec_ok("systemctl --failed --no-pager")
     );
 }
+
+/// Rootful with the host's network: the container shares the host's network namespace, so a
+/// guest's NIC (here a tap device libvirt makes) is a host interface a user can bridge or route.
+/// Needs NET_ADMIN and /dev/net/tun for libvirt to make it.
+#[test]
+fn host_network_puts_the_guests_nic_on_the_host() {
+    require_prepared();
+    let vols = Volumes::new("hostnet");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &[
+                "--network",
+                "host",
+                "--cap-add",
+                "NET_ADMIN",
+                "--device",
+                "/dev/net/tun",
+            ],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    // Interface names are at most 15 characters.
+    let tap = format!("vpt{}", std::process::id() % 1_000_000);
+    let ip_link = || {
+        Command::new("ip")
+            .args(["-br", "link", "show", &tap])
+            .output()
+            .unwrap()
+    };
+    assert!(!ip_link().status.success(), "{tap} exists before the test");
+    app.define_guest("unused", "qemu");
+    app.virsh_ok(&["undefine", "unused"]);
+    let xml = guest_xml("net", "qemu").replace(
+        "    <serial type='file'>",
+        &format!(
+            "    <interface type='ethernet'><target dev='{tap}' managed='yes'/><model type='virtio'/></interface>\n    <serial type='file'>"
+        ),
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), xml).unwrap();
+    app.virsh_ok(&["define", file.path().to_str().unwrap()]);
+    app.virsh_ok(&["start", "net"]);
+    app.wait_console("net", GUEST_BOOTED, 1);
+    let shown = ip_link();
+    assert!(
+        shown.status.success(),
+        "{tap} is not on the host while the guest runs: {}",
+        text(&shown)
+    );
+    assert!(text(&shown).contains("UP"), "{}", text(&shown));
+    app.virsh_ok(&["destroy", "net"]);
+    assert!(!ip_link().status.success(), "{tap} outlived the guest");
+}

@@ -127,8 +127,9 @@ fn appliance_up_fails_fast_and_says_why_when_the_container_cannot_start() {
     let podman_copes = Command::new("podman")
         .env("CONTAINERS_CONF", &conf)
         .args(["run", "--rm", "--network", "none", BASE_IMAGE, "true"])
-        .status()
+        .output()
         .unwrap()
+        .status
         .success();
 
     let started = std::time::Instant::now();

@@ -256,17 +256,10 @@ fn cdi(
     let found = virtpod::cdi::discover(host).map_err(|e| anyhow!(e))?;
     let spec = virtpod::cdi::spec(kind, &found);
     let text = serde_json::to_string_pretty(&spec)? + "\n";
-    let names: Vec<&str> = spec["devices"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d["name"].as_str())
-        .collect();
-    let absent: Vec<&str> = found
-        .iter()
-        .filter(|(n, _)| !names.contains(n))
-        .map(|(n, _)| *n)
-        .collect();
+    let (present, absent): (Vec<_>, Vec<_>) =
+        found.iter().partition(|(_, f)| virtpod::cdi::is_present(f));
+    let names: Vec<&str> = present.iter().map(|(n, _)| *n).collect();
+    let absent: Vec<&str> = absent.iter().map(|(n, _)| *n).collect();
     match output {
         None => print!("{text}"),
         Some(path) => {
@@ -311,24 +304,16 @@ fn hook(stage: Stage, host: &virtpod::hook::HostPaths) -> ExitCode {
     }
 }
 
-fn dirs_or_default(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
-    if dirs.is_empty() {
-        virtpod::hooks::DEFAULT_DIRS
-            .iter()
-            .map(PathBuf::from)
-            .collect()
-    } else {
-        dirs
-    }
-}
-
 fn hooks(cmd: HooksCommand) -> ExitCode {
     use virtpod::hooks::{
         check, dirs::HookSet, explain, validate::PODMAN_EXTENSION_STAGES, when::Container,
     };
     match cmd {
         HooksCommand::Check { dirs } => {
-            let set = HookSet::load(&dirs_or_default(dirs), PODMAN_EXTENSION_STAGES);
+            let set = HookSet::load(
+                &virtpod::hooks::dirs_or_default(&dirs),
+                PODMAN_EXTENSION_STAGES,
+            );
             let (report, ok) = check::report(&set);
             print!("{report}");
             if ok {
@@ -345,7 +330,10 @@ fn hooks(cmd: HooksCommand) -> ExitCode {
             no_default_annotations,
             json,
         } => {
-            let set = HookSet::load(&dirs_or_default(hooks_dirs), PODMAN_EXTENSION_STAGES);
+            let set = HookSet::load(
+                &virtpod::hooks::dirs_or_default(&hooks_dirs),
+                PODMAN_EXTENSION_STAGES,
+            );
             let mut all = if no_default_annotations {
                 Default::default()
             } else {

@@ -37,11 +37,16 @@ pub fn discover(host: &HostPaths) -> Result<Vec<(&'static str, Found)>, String> 
         .collect()
 }
 
-/// The spec: one device per class that has nodes or binds here.
+/// A class is on this host when it has a node or a directory to bind here.
+pub fn is_present(f: &Found) -> bool {
+    !f.nodes.is_empty() || !f.binds.is_empty()
+}
+
+/// The spec: one device per class that is on this host.
 pub fn spec(kind: &str, found: &[(&str, Found)]) -> Value {
     let devices: Vec<Value> = found
         .iter()
-        .filter(|(_, f)| !f.nodes.is_empty() || !f.binds.is_empty())
+        .filter(|(_, f)| is_present(f))
         .map(|(name, f)| device(name, f))
         .collect();
     json!({ "cdiVersion": CDI_VERSION, "kind": kind, "devices": devices })

@@ -101,11 +101,15 @@ pub struct ConfUlimits {
 }
 
 pub fn containers_conf_ulimits() -> ConfUlimits {
-    let files = conf_files();
+    let override_file = std::env::var_os("CONTAINERS_CONF")
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from);
+    let files = match &override_file {
+        Some(f) => vec![f.clone()],
+        None => conf_files(),
+    };
     let mut c = ConfUlimits {
-        override_file: std::env::var_os("CONTAINERS_CONF")
-            .filter(|f| !f.is_empty())
-            .map(PathBuf::from),
+        override_file,
         ..Default::default()
     };
     for f in &files {
@@ -131,10 +135,8 @@ pub fn default_ulimits(text: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The files podman reads when CONTAINERS_CONF is not set.
 fn conf_files() -> Vec<PathBuf> {
-    if let Some(f) = std::env::var_os("CONTAINERS_CONF").filter(|f| !f.is_empty()) {
-        return vec![f.into()];
-    }
     let mut files = vec![
         PathBuf::from("/usr/share/containers/containers.conf"),
         PathBuf::from("/etc/containers/containers.conf"),
@@ -202,14 +204,7 @@ pub struct Hooks {
 }
 
 pub fn hooks(dirs: &[PathBuf]) -> Hooks {
-    let dirs: Vec<PathBuf> = if dirs.is_empty() {
-        crate::hooks::DEFAULT_DIRS
-            .iter()
-            .map(PathBuf::from)
-            .collect()
-    } else {
-        dirs.to_vec()
-    };
+    let dirs = crate::hooks::dirs_or_default(dirs);
     let set = HookSet::load(&dirs, PODMAN_EXTENSION_STAGES);
     let ours = set
         .ordered()

@@ -15,3 +15,12 @@ pub const DEFAULT_DIRS: &[&str] = &[
     "/usr/share/containers/oci/hooks.d",
     "/etc/containers/oci/hooks.d",
 ];
+
+/// The directories given, or podman's defaults when none are.
+pub fn dirs_or_default(dirs: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    if dirs.is_empty() {
+        DEFAULT_DIRS.iter().map(std::path::PathBuf::from).collect()
+    } else {
+        dirs.to_vec()
+    }
+}

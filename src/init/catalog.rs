@@ -34,6 +34,9 @@ pub struct ServiceDef {
     pub flavor: Flavor,
     #[serde(default)]
     pub libvirt_daemon: bool,
+    /// libvirt cannot work without it: `systemd.mask=` refuses it.
+    #[serde(default)]
+    pub essential: bool,
     #[serde(default)]
     pub runtime_dirs: Vec<PathBuf>,
 }
@@ -45,6 +48,8 @@ pub enum Ready {
     NotifyFd(i32),
 }
 
+/// A service that dies is always started again (s6 never gives up): after `initial_delay`,
+/// doubling with each start that fails before the service is ready, at most `max_delay`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RestartPolicy {
@@ -52,10 +57,6 @@ pub struct RestartPolicy {
     pub initial_delay: Duration,
     #[serde(default = "thirty_seconds", with = "secs")]
     pub max_delay: Duration,
-    #[serde(default = "five")]
-    pub burst: usize,
-    #[serde(default = "sixty_seconds", with = "secs")]
-    pub burst_window: Duration,
 }
 
 impl Default for RestartPolicy {
@@ -63,8 +64,6 @@ impl Default for RestartPolicy {
         RestartPolicy {
             initial_delay: half_second(),
             max_delay: thirty_seconds(),
-            burst: five(),
-            burst_window: sixty_seconds(),
         }
     }
 }
@@ -98,12 +97,6 @@ fn half_second() -> Duration {
 }
 fn thirty_seconds() -> Duration {
     Duration::from_secs(30)
-}
-fn sixty_seconds() -> Duration {
-    Duration::from_secs(60)
-}
-fn five() -> usize {
-    5
 }
 
 /// Durations are written as seconds (a number) in the catalog.
@@ -181,6 +174,15 @@ impl Catalog {
                 );
             }
         }
+        for name in &args.mask {
+            let def = &self.services[name];
+            if def.essential && (def.flavor == Flavor::Any || def.flavor == flavor) {
+                bail!(
+                    "systemd.mask={name}: libvirt cannot work without {name} in this image, so it \
+                     cannot be masked (mask an optional service such as virtlockd instead)"
+                );
+            }
+        }
         let chosen: BTreeSet<&str> = self
             .services
             .iter()
@@ -225,22 +227,27 @@ impl Catalog {
     }
 }
 
-/// Monolithic `libvirtd` or the modular daemons: `VIRTPOD_LIBVIRT_MODE` when set, otherwise
-/// what the image has (libvirtd where it exists, as the distributions that ship both default to
-/// it only when they ship it).
-pub fn detect_flavor(mode: Option<&str>, exists: impl Fn(&Path) -> bool) -> Result<Flavor> {
+/// Monolithic `libvirtd` or the modular daemons: `VIRTPOD_LIBVIRT_MODE` when set (and the image
+/// has that layout's daemon), otherwise what the image has (libvirtd where it exists, as the
+/// distributions that ship both default to it only when they ship it).
+pub fn detect_flavor(mode: Option<Flavor>, exists: impl Fn(&Path) -> bool) -> Result<Flavor> {
+    let libvirtd = exists(Path::new("/usr/sbin/libvirtd"));
+    let virtqemud = exists(Path::new("/usr/sbin/virtqemud"));
     match mode {
-        Some("monolithic") => return Ok(Flavor::Monolithic),
-        Some("modular") => return Ok(Flavor::Modular),
-        Some(other) => bail!("VIRTPOD_LIBVIRT_MODE={other:?}: expected monolithic or modular"),
-        None => {}
-    }
-    if exists(Path::new("/usr/sbin/libvirtd")) {
-        Ok(Flavor::Monolithic)
-    } else if exists(Path::new("/usr/sbin/virtqemud")) {
-        Ok(Flavor::Modular)
-    } else {
-        bail!("this image has neither /usr/sbin/libvirtd nor /usr/sbin/virtqemud: install libvirt's daemon")
+        Some(Flavor::Monolithic) if !libvirtd => bail!(
+            "VIRTPOD_LIBVIRT_MODE=monolithic, but this image has no /usr/sbin/libvirtd; \
+             leave the setting empty to use the daemons the image has"
+        ),
+        Some(Flavor::Modular) if !virtqemud => bail!(
+            "VIRTPOD_LIBVIRT_MODE=modular, but this image has no /usr/sbin/virtqemud; \
+             leave the setting empty to use the daemons the image has"
+        ),
+        Some(f) => Ok(f),
+        None if libvirtd => Ok(Flavor::Monolithic),
+        None if virtqemud => Ok(Flavor::Modular),
+        None => bail!(
+            "this image has neither /usr/sbin/libvirtd nor /usr/sbin/virtqemud: install libvirt's daemon"
+        ),
     }
 }
 
@@ -309,6 +316,25 @@ mod tests {
     }
 
     #[test]
+    fn essential_daemons_cannot_be_masked_in_their_flavor() {
+        let c = repo_catalog();
+        for (name, flavor) in [
+            ("libvirtd", Flavor::Monolithic),
+            ("virtlogd", Flavor::Monolithic),
+            ("virtqemud", Flavor::Modular),
+            ("virtproxyd", Flavor::Modular),
+            ("virtlogd", Flavor::Modular),
+        ] {
+            let a = args::parse(&[format!("systemd.mask={name}")]).unwrap();
+            let err = c.select(flavor, &a).unwrap_err().to_string();
+            assert!(err.contains("cannot be masked"), "{name}: {err}");
+        }
+        // Not part of this flavor: masking it changes nothing and is allowed.
+        let a = args::parse(&["systemd.mask=virtqemud"]).unwrap();
+        assert!(c.select(Flavor::Monolithic, &a).is_ok());
+    }
+
+    #[test]
     fn cycles_and_bad_files_are_errors() {
         let def = |after: &[&str]| ServiceDef {
             after: after.iter().map(|s| s.to_string()).collect(),
@@ -344,10 +370,11 @@ mod tests {
             Flavor::Modular
         );
         assert_eq!(
-            detect_flavor(Some("modular"), |_| true).unwrap(),
+            detect_flavor(Some(Flavor::Modular), |_| true).unwrap(),
             Flavor::Modular
         );
-        assert!(detect_flavor(Some("both"), |_| true).is_err());
+        let e = detect_flavor(Some(Flavor::Modular), |p| p.ends_with("libvirtd")).unwrap_err();
+        assert!(e.to_string().contains("no /usr/sbin/virtqemud"), "{e}");
         assert!(detect_flavor(None, |_| false).is_err());
     }
 }

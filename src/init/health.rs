@@ -5,7 +5,23 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::state;
+use super::state::{self, ServiceState};
+
+/// `libvirtd is backoff (restarted 3 times): exit code 1; last output: "…" | "…"`
+pub fn describe(name: &str, svc: &ServiceState) -> String {
+    let mut s = format!("{name} is {}", svc.state);
+    if svc.restarts > 0 {
+        s.push_str(&format!(" (restarted {} times)", svc.restarts));
+    }
+    if let Some(why) = &svc.why {
+        s.push_str(&format!(": {why}"));
+    }
+    if !svc.last_output.is_empty() {
+        let lines: Vec<String> = svc.last_output.iter().map(|l| format!("{l:?}")).collect();
+        s.push_str(&format!("; last output: {}", lines.join(" | ")));
+    }
+    s
+}
 
 /// Ok with a one-line summary, or an error that says what is wrong.
 pub fn check(state_path: &Path) -> Result<String> {
@@ -13,17 +29,19 @@ pub fn check(state_path: &Path) -> Result<String> {
     if st.stopping {
         bail!("stopping");
     }
-    let mut not_ready = Vec::new();
-    for (name, svc) in &st.services {
-        let alive = svc.pid.is_some_and(|pid| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-        });
-        if svc.state != "ready" || !alive {
-            not_ready.push(format!("{name} is {}", svc.state));
-        }
-    }
+    let not_ready: Vec<String> = st
+        .services
+        .iter()
+        .filter(|(_, svc)| {
+            let alive = svc.pid.is_some_and(|pid| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            });
+            svc.state != "ready" || !alive
+        })
+        .map(|(name, svc)| describe(name, svc))
+        .collect();
     if !not_ready.is_empty() {
-        bail!("{}", not_ready.join(", "));
+        bail!("{}", not_ready.join("; "));
     }
     if !st.libvirt_ready {
         bail!("libvirt has not answered yet");
@@ -39,4 +57,24 @@ pub fn check(state_path: &Path) -> Result<String> {
         version / 1000 % 1000,
         version % 1000
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_service_is_described_with_its_cause() {
+        let svc = ServiceState {
+            state: "backoff".into(),
+            pid: None,
+            restarts: 3,
+            why: Some("exit code 1".into()),
+            last_output: vec!["error: cannot bind".into()],
+        };
+        assert_eq!(
+            describe("libvirtd", &svc),
+            "libvirtd is backoff (restarted 3 times): exit code 1; last output: \"error: cannot bind\""
+        );
+    }
 }

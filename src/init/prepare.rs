@@ -1,7 +1,6 @@
 //! What the container needs before any daemon starts: libvirt settings for life in a container,
 //! the directories libvirt expects, /dev/kvm usable by qemu, and no stale daemon sockets.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -10,6 +9,8 @@ use tracing::{info, warn};
 
 use crate::libvirt::conf::{self, Setting};
 use crate::libvirt::sockets::{self, Verdict};
+
+use super::settings::{Settings, SocketAccess};
 
 /// Directories libvirt, qemu and virtlogd expect to exist (a fresh volume may lack them; a
 /// missing /var/log/libvirt/qemu makes virtlogd fail with "Unable to open file").
@@ -23,11 +24,35 @@ const DIRS: &[&str] = &[
     "/var/cache/libvirt/qemu",
 ];
 
+/// Mount points the daemons write to: a read-only one is found here, with the fix, rather than
+/// by each daemon failing on its own.
+const WRITABLE: &[&str] = &["/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt"];
+
 pub fn directories() -> Result<()> {
     for dir in DIRS {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
     }
+    for dir in WRITABLE {
+        writable(Path::new(dir))?;
+    }
     Ok(())
+}
+
+fn writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".virtpod-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.raw_os_error() == Some(nix::libc::EROFS) => bail!(
+            "{} is read-only: libvirt's daemons write there (sockets, state, logs); mount it \
+             read-write (for example `-v DIR:{}` without `:ro`)",
+            dir.display(),
+            dir.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("{} is not writable", dir.display())),
+    }
 }
 
 /// Settings for qemu.conf. `namespaces = []`: a private /dev per guest needs mount rights a
@@ -46,40 +71,51 @@ pub fn qemu_settings(cgroups_writable: bool) -> Vec<Setting> {
 }
 
 /// Settings for the conf file of each daemon that serves a client socket (libvirtd.conf,
-/// virtqemud.conf, virtproxyd.conf, …), from `VIRTPOD_SOCKET_GROUP` (default `libvirt`) and
-/// `VIRTPOD_SOCKET_PERMS` (default `0770`). Access is the socket's permissions: polkit does not
-/// run in the container.
-pub fn daemon_settings(env: &BTreeMap<String, String>, groups: &str) -> Result<Vec<Setting>> {
-    let group = env
-        .get("VIRTPOD_SOCKET_GROUP")
-        .map(String::as_str)
-        .unwrap_or("libvirt");
-    let perms = env
-        .get("VIRTPOD_SOCKET_PERMS")
-        .map(String::as_str)
-        .unwrap_or("0770");
-    if !groups.lines().any(|l| l.split(':').next() == Some(group)) {
-        bail!("VIRTPOD_SOCKET_GROUP={group:?}: no such group in the image's /etc/group");
+/// virtqemud.conf, virtproxyd.conf, …). Access is the socket's owner and permissions: polkit
+/// does not run in the container. The group is given by number (`+GID`, libvirt's syntax), as
+/// the host sees it: a group *name* of the image is some unrelated group on the host.
+/// With `sasl`, clients also authenticate (SCRAM-SHA-256, see sasl.rs).
+pub fn daemon_settings(access: &SocketAccess, sasl: bool) -> Vec<Setting> {
+    let auth = if sasl { "\"sasl\"" } else { "\"none\"" };
+    let mut s = Vec::new();
+    if let Some(gid) = access.gid {
+        s.push(Setting::new("unix_sock_group", format!("\"+{gid}\"")));
     }
-    let octal = (3..=4).contains(&perms.len()) && perms.chars().all(|c| ('0'..='7').contains(&c));
-    if !octal {
-        bail!("VIRTPOD_SOCKET_PERMS={perms:?}: expected octal permissions such as 0770 or 0777");
-    }
-    Ok(vec![
-        Setting::new("unix_sock_group", format!("\"{group}\"")),
-        Setting::new("unix_sock_rw_perms", format!("\"{perms}\"")),
-        Setting::new("unix_sock_ro_perms", "\"0777\""),
-        Setting::new("auth_unix_rw", "\"none\""),
-        Setting::new("auth_unix_ro", "\"none\""),
+    s.extend([
+        Setting::new("unix_sock_rw_perms", format!("\"{:04o}\"", access.rw_perms)),
+        Setting::new("unix_sock_ro_perms", format!("\"{:04o}\"", access.ro_perms)),
+        Setting::new("auth_unix_rw", auth),
+        Setting::new("auth_unix_ro", auth),
         Setting::new("log_outputs", "\"3:stderr\""),
-    ])
+    ]);
+    s
 }
 
-pub fn write_config(daemons: &[&str], env: &BTreeMap<String, String>) -> Result<()> {
+/// The same access for a socket someone else made: systemd's socket units in the systemd
+/// variant, where libvirtd does not apply its own `unix_sock_*` settings.
+pub fn socket_access(path: &Path, read_only: bool, access: &SocketAccess) -> Result<()> {
+    let perms = if read_only {
+        access.ro_perms
+    } else {
+        access.rw_perms
+    };
+    let gid = access.gid.map(nix::unistd::Gid::from_raw);
+    nix::unistd::chown(path, None, gid)
+        .with_context(|| format!("giving {} to gid {:?}", path.display(), access.gid))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perms))
+        .with_context(|| format!("setting {} to {perms:04o}", path.display()))?;
+    info!(socket = %path.display(), access = access.describe(), "socket access");
+    Ok(())
+}
+
+pub fn write_config(daemons: &[&str], settings: &Settings) -> Result<()> {
     let cgroups = cgroups_writable();
     apply("/etc/libvirt/qemu.conf", &qemu_settings(cgroups))?;
-    let groups = std::fs::read_to_string("/etc/group").context("reading /etc/group")?;
-    let settings = daemon_settings(env, &groups)?;
+    if let Some(credentials) = &settings.sasl {
+        let users = super::sasl::configure(credentials)?;
+        info!(users, file = %credentials.display(), "SASL (SCRAM-SHA-256) on libvirt's sockets");
+    }
+    let settings = daemon_settings(&settings.socket, settings.sasl.is_some());
     for daemon in daemons {
         apply(&format!("/etc/libvirt/{daemon}.conf"), &settings)?;
     }
@@ -87,10 +123,18 @@ pub fn write_config(daemons: &[&str], env: &BTreeMap<String, String>) -> Result<
 }
 
 fn apply(path: &str, settings: &[Setting]) -> Result<()> {
-    for key in conf::apply(Path::new(path), settings)? {
+    let applied = conf::apply(Path::new(path), settings)?;
+    for key in &applied.user_kept {
         info!(
             file = path,
             key, "keeping the setting made in the file itself"
+        );
+    }
+    if applied.used_as_is {
+        warn!(
+            file = path,
+            not_set = ?applied.missing,
+            "this file is mounted from outside (a bind mount): used as it is, virtpod's settings not added; set the keys listed yourself where you need them"
         );
     }
     Ok(())
@@ -179,15 +223,31 @@ mod tests {
     }
 
     #[test]
-    fn socket_settings_validate_their_inputs() {
-        let groups = "root:x:0:\nlibvirt:x:103:\n";
-        let env = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
-        let s = daemon_settings(&BTreeMap::new(), groups).unwrap();
-        assert!(s.contains(&Setting::new("unix_sock_group", "\"libvirt\"")));
-        let s = daemon_settings(&env("VIRTPOD_SOCKET_PERMS", "0777"), groups).unwrap();
-        assert!(s.contains(&Setting::new("unix_sock_rw_perms", "\"0777\"")));
-        let e = daemon_settings(&env("VIRTPOD_SOCKET_GROUP", "wheel"), groups).unwrap_err();
-        assert!(e.to_string().contains("VIRTPOD_SOCKET_GROUP"));
-        assert!(daemon_settings(&env("VIRTPOD_SOCKET_PERMS", "rw"), groups).is_err());
+    fn socket_settings_follow_the_access() {
+        let s = daemon_settings(
+            &SocketAccess {
+                gid: None,
+                rw_perms: 0o700,
+                ro_perms: 0o700,
+            },
+            false,
+        );
+        assert!(s.contains(&Setting::new("auth_unix_rw", "\"none\"")));
+        assert!(!s.iter().any(|s| s.key == "unix_sock_group"));
+        assert!(s.contains(&Setting::new("unix_sock_rw_perms", "\"0700\"")));
+        assert!(s.contains(&Setting::new("unix_sock_ro_perms", "\"0700\"")));
+        let s = daemon_settings(
+            &SocketAccess {
+                gid: Some(4242),
+                rw_perms: 0o770,
+                ro_perms: 0o777,
+            },
+            true,
+        );
+        assert!(s.contains(&Setting::new("auth_unix_rw", "\"sasl\"")));
+        assert!(s.contains(&Setting::new("auth_unix_ro", "\"sasl\"")));
+        assert!(s.contains(&Setting::new("unix_sock_group", "\"+4242\"")));
+        assert!(s.contains(&Setting::new("unix_sock_rw_perms", "\"0770\"")));
+        assert!(s.contains(&Setting::new("unix_sock_ro_perms", "\"0777\"")));
     }
 }

@@ -54,8 +54,6 @@ pub enum Event {
         service: String,
         pid: i32,
     },
-    /// libvirt answered a real call.
-    LibvirtReady,
 }
 
 fn handled_signals() -> libc::sigset_t {

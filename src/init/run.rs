@@ -10,9 +10,10 @@ use super::args;
 use super::catalog::{detect_flavor, Catalog};
 use super::prepare;
 use super::reaper;
+use super::settings::Settings;
+use super::spawn;
 use super::state;
 use super::supervisor::{Config, Supervisor};
-use crate::libvirt::guests::Policy;
 
 pub struct Options {
     pub catalog: PathBuf,
@@ -42,20 +43,39 @@ pub fn run(opts: Options) -> i32 {
 }
 
 /// The environment every service gets: the container's own (no s6 `with-contenv` step needed),
-/// then `systemd.setenv=` in order. NOTIFY_SOCKET is init's alone: libvirtd would otherwise send
-/// READY=1 itself, before libvirt as a whole is ready.
+/// then `systemd.setenv=` in order. NOTIFY_SOCKET is init's alone, from wherever it comes:
+/// libvirtd would otherwise send READY=1 itself, before libvirt as a whole is ready.
 pub fn service_env(
     container: impl IntoIterator<Item = (String, String)>,
     setenv: &[(String, String)],
 ) -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = container.into_iter().collect();
-    env.remove("NOTIFY_SOCKET");
     env.entry("PATH".into())
         .or_insert_with(|| DEFAULT_PATH.into());
     for (k, v) in setenv {
         env.insert(k.clone(), v.clone());
     }
+    if env.remove("NOTIFY_SOCKET").is_some() && setenv.iter().any(|(k, _)| k == "NOTIFY_SOCKET") {
+        tracing::warn!("systemd.setenv=NOTIFY_SOCKET=… ignored: the notify socket is init's own (podman --sdnotify=container sets it)");
+    }
     env
+}
+
+/// Settings, catalog and flavor: what both `init` and `prepare` decide before touching anything.
+fn choose(
+    catalog_dir: &Path,
+    boot: &args::BootArgs,
+    env: &BTreeMap<String, String>,
+) -> Result<(Settings, Catalog, Vec<String>)> {
+    let settings = Settings::from_env(env)?;
+    for name in Settings::unknown_names(env) {
+        tracing::warn!("{name} is not a virtpod setting and is ignored (docs/init.md lists them)");
+    }
+    let catalog = Catalog::load(catalog_dir)?;
+    let flavor = detect_flavor(settings.mode, Path::exists)?;
+    let order = catalog.select(flavor, boot)?;
+    info!(?flavor, services = ?order, socket = settings.socket.describe(), "virtpod settings");
+    Ok((settings, catalog, order))
 }
 
 fn setup(opts: Options) -> Result<Supervisor> {
@@ -64,14 +84,9 @@ fn setup(opts: Options) -> Result<Supervisor> {
         .ok()
         .filter(|s| !s.is_empty());
     let env = service_env(std::env::vars(), &boot.setenv);
-    let policy = Policy::from_env(&env)?;
-    let catalog = Catalog::load(&opts.catalog)?;
-    let flavor = detect_flavor(
-        env.get("VIRTPOD_LIBVIRT_MODE").map(String::as_str),
-        Path::exists,
-    )?;
-    let order = catalog.select(flavor, &boot)?;
-    info!(pid = std::process::id(), ?flavor, services = ?order, "virtpod init starting");
+    info!(pid = std::process::id(), "virtpod init starting");
+    let (settings, catalog, order) = choose(&opts.catalog, &boot, &env)?;
+    let exe = std::env::current_exe().context("finding this binary for init's helpers")?;
 
     let (tx, rx) = std::sync::mpsc::channel();
     reaper::spawn(tx.clone()).context("starting the reaper thread")?;
@@ -79,7 +94,7 @@ fn setup(opts: Options) -> Result<Supervisor> {
         reaper::become_subreaper().context("becoming the child subreaper")?;
     }
 
-    prepare_container(&catalog, &order, &env)?;
+    prepare_in_child(&exe, &opts.catalog, &env, &tx, &rx)?;
 
     let services = order.into_iter().map(|n| {
         let def = catalog.services[&n].clone();
@@ -88,27 +103,69 @@ fn setup(opts: Options) -> Result<Supervisor> {
     let cfg = Config {
         env,
         notify_socket,
-        policy,
+        policy: settings.policy,
         guest_record: PathBuf::from(GUEST_RECORD),
         state_path: PathBuf::from(state::PATH),
+        exe,
     };
     Ok(Supervisor::new(services.collect(), cfg, tx, rx))
 }
 
+/// The preparation runs as init's first child, `virtpod prepare`, the very command the systemd
+/// variant runs: it may run programs of its own (saslpasswd2) and wait for them, which PID 1
+/// must never do beside its reaper. A stop signal meanwhile is handed on to the supervisor.
+fn prepare_in_child(
+    exe: &Path,
+    catalog: &Path,
+    env: &BTreeMap<String, String>,
+    tx: &std::sync::mpsc::Sender<reaper::Event>,
+    rx: &std::sync::mpsc::Receiver<reaper::Event>,
+) -> Result<()> {
+    let argv = vec![
+        exe.display().to_string(),
+        "prepare".to_string(),
+        "--catalog".to_string(),
+        catalog.display().to_string(),
+    ];
+    let pid = spawn::spawn(
+        spawn::Spawn {
+            name: "prepare",
+            argv: &argv,
+            env,
+            notify_fd: None,
+            tail: None,
+        },
+        tx,
+    )?;
+    let mut stop = None;
+    let exit = loop {
+        match rx.recv().context("the reaper thread ended")? {
+            reaper::Event::Exited(exit) if exit.pid == pid => break exit,
+            reaper::Event::Stop(sig) => stop = Some(sig),
+            _ => {}
+        }
+    };
+    if let Some(sig) = stop {
+        let _ = tx.send(reaper::Event::Stop(sig));
+    }
+    if !exit.clean() {
+        anyhow::bail!(
+            "preparing the container failed ({exit}): the reason is the [prepare] line above"
+        );
+    }
+    Ok(())
+}
+
 /// Everything before the daemons start: directories, libvirt's settings for the daemons in
 /// `order`, /dev/kvm for qemu, no stale sockets.
-fn prepare_container(
-    catalog: &Catalog,
-    order: &[String],
-    env: &BTreeMap<String, String>,
-) -> Result<()> {
+fn prepare_container(catalog: &Catalog, order: &[String], settings: &Settings) -> Result<()> {
     prepare::directories()?;
     let daemons: Vec<&str> = order
         .iter()
         .filter(|n| catalog.services[*n].libvirt_daemon)
         .map(String::as_str)
         .collect();
-    prepare::write_config(&daemons, env)?;
+    prepare::write_config(&daemons, settings)?;
     prepare::kvm_device(&std::fs::read_to_string("/etc/group").unwrap_or_default());
     prepare::stale_sockets()
 }
@@ -118,14 +175,8 @@ fn prepare_container(
 /// with the environment systemd gives it (`systemd.setenv=` on systemd's command line).
 pub fn prepare_only(catalog_dir: &Path) -> Result<()> {
     let env = service_env(std::env::vars(), &[]);
-    let catalog = Catalog::load(catalog_dir)?;
-    let flavor = detect_flavor(
-        env.get("VIRTPOD_LIBVIRT_MODE").map(String::as_str),
-        Path::exists,
-    )?;
-    let order = catalog.select(flavor, &args::BootArgs::default())?;
-    info!(?flavor, services = ?order, "preparing the container for libvirt");
-    prepare_container(&catalog, &order, &env)
+    let (settings, catalog, order) = choose(catalog_dir, &args::BootArgs::default(), &env)?;
+    prepare_container(&catalog, &order, &settings)
 }
 
 #[cfg(test)]
@@ -150,5 +201,21 @@ mod tests {
         assert_eq!(env["B"], "x");
         assert!(!env.contains_key("NOTIFY_SOCKET"));
         assert_eq!(env["PATH"], DEFAULT_PATH);
+        let env = service_env([], &[("NOTIFY_SOCKET".into(), "/x".into())]);
+        assert!(
+            !env.contains_key("NOTIFY_SOCKET"),
+            "not even through setenv"
+        );
     }
+}
+
+/// `virtpod prepare --socket rw=PATH|ro=PATH`: the socket settings applied to sockets systemd
+/// made (the systemd variant's libvirtd.socket and libvirtd-ro.socket run it after binding).
+pub fn socket_access_only(sockets: &[(bool, PathBuf)]) -> Result<()> {
+    let env = service_env(std::env::vars(), &[]);
+    let settings = Settings::from_env(&env)?;
+    for (read_only, path) in sockets {
+        prepare::socket_access(path, *read_only, &settings.socket)?;
+    }
+    Ok(())
 }

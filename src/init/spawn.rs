@@ -1,105 +1,233 @@
-//! Starting one service process: its own process group (process-wrap), the given environment,
-//! its output copied line by line to the container's stdout/stderr behind the service's name,
-//! and, for s6-style readiness, a pipe on the fd the service writes its ready line to.
+//! Starting one child of init: a service, a finish action or a libvirt helper. Its own process
+//! group, the given environment, stdin from /dev/null, its output copied line by line to the
+//! container's stdout/stderr behind its name (and kept as a short tail for `virtpod health`),
+//! and, for s6-style readiness, a pipe on the fd it writes its ready line to.
 //!
-//! The returned pid is all init keeps: the reaper owns waiting (see reaper.rs), so the
-//! process-wrap child is never waited on.
+//! fork and exec are done here, not by std::process (nor process-wrap, built on it): when exec
+//! fails, std waits for the child itself, racing the reaper's waitpid(-1), and panics when the
+//! reaper wins ("wait() should either return Ok or panic"). Here nothing but the reaper ever
+//! waits; a failed exec comes back through a close-on-exec pipe as an error, and the child's
+//! exit reaches the reaper like any other.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::CString;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
-use process_wrap::std::{ProcessGroup, StdCommandWrap};
+use nix::fcntl::OFlag;
+use nix::libc;
 
 use super::reaper::Event;
 
+/// The last lines a child printed, newest last: the cause `virtpod health` shows.
+pub type Tail = Arc<Mutex<VecDeque<String>>>;
+const TAIL_LINES: usize = 5;
+
 pub struct Spawn<'a> {
-    pub service: &'a str,
+    /// The name its output lines carry.
+    pub name: &'a str,
     pub argv: &'a [String],
     pub env: &'a BTreeMap<String, String>,
     pub notify_fd: Option<i32>,
+    pub tail: Option<Tail>,
 }
 
-pub fn spawn(req: Spawn<'_>, events: &Sender<Event>) -> Result<i32> {
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot execute {program}: {errno}")]
+    Exec { program: String, errno: nix::Error },
+    #[error("{program}: {what} contains a NUL byte")]
+    Nul { program: String, what: &'static str },
+    #[error("starting {program}: {call}: {errno}")]
+    Sys {
+        program: String,
+        call: &'static str,
+        errno: nix::Error,
+    },
+}
+
+fn cstrings<'a>(
+    items: impl Iterator<Item = String> + 'a,
+    program: &str,
+    what: &'static str,
+) -> Result<Vec<CString>, SpawnError> {
+    items
+        .map(|s| {
+            CString::new(s).map_err(|_| SpawnError::Nul {
+                program: program.to_string(),
+                what,
+            })
+        })
+        .collect()
+}
+
+/// Starts the child and returns its pid; its exit arrives as `Event::Exited` from the reaper.
+pub fn spawn(req: Spawn<'_>, events: &Sender<Event>) -> Result<i32, SpawnError> {
+    let program = req.argv[0].clone();
+    let sys = |call: &'static str| {
+        let program = program.clone();
+        move |errno| SpawnError::Sys {
+            program,
+            call,
+            errno,
+        }
+    };
+    // Everything the child needs is allocated before fork: after it, only async-signal-safe
+    // calls are allowed in a multi-threaded parent's child.
+    let argv = cstrings(req.argv.iter().cloned(), &program, "an argument")?;
+    let envp = cstrings(
+        req.env.iter().map(|(k, v)| format!("{k}={v}")),
+        &program,
+        "the environment",
+    )?;
+    let devnull = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("open /dev/null"))?;
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+    let (exec_r, exec_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
     let notify = match req.notify_fd {
-        Some(_) => Some(nix::unistd::pipe().context("creating the readiness pipe")?),
+        Some(_) => Some(nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?),
         None => None,
     };
-    let mut cmd = StdCommandWrap::with_new(&req.argv[0], |c| {
-        c.args(&req.argv[1..])
-            .env_clear()
-            .envs(req.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-    });
-    let notify_dup = match (req.notify_fd, &notify) {
-        (Some(target), Some((_, write_end))) => Some((write_end.as_raw_fd(), target)),
-        _ => None,
+    let plan = ChildFds {
+        stdin: devnull,
+        stdout: out_w.as_raw_fd(),
+        stderr: err_w.as_raw_fd(),
+        notify: req
+            .notify_fd
+            .zip(notify.as_ref().map(|(_, w)| w.as_raw_fd())),
+        exec_error: exec_w.as_raw_fd(),
     };
-    // SAFETY: only async-signal-safe calls (sigprocmask, signal, dup2) between fork and exec.
-    unsafe {
-        cmd.command_mut().pre_exec(move || {
-            reset_signals();
-            if let Some((source, target)) = notify_dup {
-                if nix::libc::dup2(source, target) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
+    // SAFETY: the child branch calls only async-signal-safe functions (child_exec) and never
+    // returns.
+    let pid = match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
+        nix::unistd::ForkResult::Child => unsafe { child_exec(&plan, &argv, &envp) },
+        nix::unistd::ForkResult::Parent { child } => child.as_raw(),
+    };
+    let _ = nix::unistd::close(devnull);
+    drop((out_w, err_w, exec_w));
+    // The write end closes on a successful exec (EOF, nothing read) or carries exec's errno.
+    let mut errno = [0u8; 4];
+    let mut exec_r = std::fs::File::from(exec_r);
+    if let Ok(4) = read_full(&mut exec_r, &mut errno) {
+        return Err(SpawnError::Exec {
+            program,
+            errno: nix::Error::from_raw(i32::from_ne_bytes(errno)),
         });
     }
-    let mut child = cmd
-        .wrap(ProcessGroup::leader())
-        .spawn()
-        .with_context(|| format!("starting {} ({})", req.service, req.argv[0]))?;
-    let pid = child.id() as i32;
-    if let Some(out) = child.stdout().take() {
-        copy_lines(req.service, out, std::io::stdout());
-    }
-    if let Some(err) = child.stderr().take() {
-        copy_lines(req.service, err, std::io::stderr());
-    }
+    copy_lines(req.name, out_r, std::io::stdout(), req.tail.clone());
+    copy_lines(req.name, err_r, std::io::stderr(), req.tail);
     if let Some((read_end, write_end)) = notify {
         drop(write_end);
-        watch_notify(req.service.to_string(), pid, read_end, events.clone());
+        watch_notify(req.name.to_string(), pid, read_end, events.clone());
     }
     Ok(pid)
 }
 
-/// init blocks the signals its reaper thread takes, and Rust ignores SIGPIPE; a child inherits
-/// both across fork and exec, and a daemon with SIGTERM blocked never stops. Start every service
-/// with an empty mask and default dispositions.
+fn read_full(from: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match from.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+struct ChildFds {
+    stdin: i32,
+    stdout: i32,
+    stderr: i32,
+    /// (the fd number the service expects, our pipe's write end)
+    notify: Option<(i32, i32)>,
+    exec_error: i32,
+}
+
+/// In the forked child: own process group, default signals, the fds in place, exec. On any
+/// failure, errno goes to the parent through the exec-error pipe and the child exits 127.
+///
+/// init blocks the signals its reaper thread takes and Rust ignores SIGPIPE; a child would
+/// inherit both across exec, and a daemon with SIGTERM blocked never stops.
 ///
 /// # Safety
-/// Called between fork and exec: async-signal-safe calls only.
-unsafe fn reset_signals() {
-    use nix::libc;
+/// Only between fork and exec: async-signal-safe calls only, no allocation.
+unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
+    let fail = |fds: &ChildFds| -> ! {
+        let errno = *libc::__errno_location();
+        let bytes = errno.to_ne_bytes();
+        libc::write(fds.exec_error, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    };
+    if libc::setpgid(0, 0) < 0 {
+        fail(fds);
+    }
     let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
     libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
+        if libc::dup2(from, to) < 0 {
+            fail(fds);
+        }
+    }
+    if let Some((target, source)) = fds.notify {
+        // dup2 onto itself keeps close-on-exec set: clear it instead.
+        let rc = if source == target {
+            libc::fcntl(source, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(source, target)
+        };
+        if rc < 0 {
+            fail(fds);
+        }
+    }
+    // Pointer arrays built on the stack: no allocation after fork.
+    const MAX: usize = 512;
+    let mut argp: [*const libc::c_char; MAX] = [std::ptr::null(); MAX];
+    let mut envpp: [*const libc::c_char; MAX] = [std::ptr::null(); MAX];
+    if argv.len() >= MAX || envp.len() >= MAX {
+        *libc::__errno_location() = libc::E2BIG;
+        fail(fds);
+    }
+    for (i, a) in argv.iter().enumerate() {
+        argp[i] = a.as_ptr();
+    }
+    for (i, e) in envp.iter().enumerate() {
+        envpp[i] = e.as_ptr();
+    }
+    // execvpe: a bare command name is looked up in PATH, as a shell (and s6) would.
+    libc::execvpe(argp[0], argp.as_ptr(), envpp.as_ptr());
+    fail(fds)
 }
 
-fn copy_lines<R: Read + Send + 'static, W: Write + Send + 'static>(
-    service: &str,
-    from: R,
-    mut to: W,
-) {
-    let prefix = format!("[{service}] ");
+fn copy_lines<W: Write + Send + 'static>(name: &str, from: OwnedFd, mut to: W, tail: Option<Tail>) {
+    let prefix = format!("[{name}] ");
     let _ = std::thread::Builder::new()
-        .name(format!("log-{service}"))
+        .name(format!("log-{name}"))
         .spawn(move || {
+            let from = std::fs::File::from(from);
             for line in BufReader::new(from).split(b'\n').map_while(Result::ok) {
                 let mut buf = Vec::with_capacity(prefix.len() + line.len() + 1);
                 buf.extend_from_slice(prefix.as_bytes());
                 buf.extend_from_slice(&line);
                 buf.push(b'\n');
                 let _ = to.write_all(&buf);
+                if let Some(tail) = &tail {
+                    let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    if t.len() == TAIL_LINES {
+                        t.pop_front();
+                    }
+                    t.push_back(String::from_utf8_lossy(&line).chars().take(300).collect());
+                }
             }
         });
 }

@@ -11,17 +11,26 @@ pub const PATH: &str = "/run/virtpod/state.json";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Published {
-    /// Service name → its state word (`starting`, `ready`, `backoff`, `failed`, `stopping`,
-    /// `down`) and pid when it has one.
+    /// Service name → its state word (`waiting`, `starting`, `ready`, `killing`, `backoff`,
+    /// `stopping`, `down`), pid when it has one, and why it is not ready.
     pub services: BTreeMap<String, ServiceState>,
     pub libvirt_ready: bool,
     pub stopping: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceState {
     pub state: String,
     pub pid: Option<i32>,
+    /// Times it was started again since init began.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Why it is not ready: its last exit, a failed exec, a missed start timeout.
+    #[serde(default)]
+    pub why: Option<String>,
+    /// Its last lines of output, when it is not ready.
+    #[serde(default)]
+    pub last_output: Vec<String>,
 }
 
 pub fn write(path: &Path, state: &Published) -> Result<()> {

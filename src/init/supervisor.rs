@@ -1,33 +1,39 @@
 //! The supervision state machine: starts services in dependency order once their dependencies
-//! are ready, watches readiness, restarts the dead with backoff, announces readiness when libvirt
-//! answers, and on a stop signal runs the stop sequence (guests, then services in reverse order).
+//! are ready, watches readiness, restarts the dead with backoff (never giving up), announces
+//! readiness when libvirt answers, and on a stop signal runs the stop sequence: guests first
+//! (bringing libvirt back if it is down), then services in reverse order.
 //!
 //! Everything arrives as an `Event` on one channel: exits from the reaper thread, stop signals,
-//! readiness lines, libvirt's answer. The loop sleeps on that channel; its timeout serves only
-//! the timers (backoff, start timeouts, socket readiness probes), never reaping.
+//! readiness lines. The loop sleeps on that channel; its timeout serves only the timers
+//! (backoff, start timeouts, socket readiness probes), never reaping. libvirt itself is spoken
+//! only by helper processes (helpers.rs), which are children like the services.
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tracing::{debug, error, info, warn};
 
-use super::backoff::next_restart;
+use super::backoff;
 use super::catalog::{Ready, ServiceDef};
+use super::helpers;
 use super::notify;
 use super::reaper::{signal_name, Event, Exit};
-use super::spawn::{spawn, Spawn};
+use super::spawn::{spawn, Spawn, Tail};
 use super::state::{self, Published, ServiceState};
-use crate::libvirt::guests::{self, OnBoot, Policy};
+use crate::libvirt::guests::{OnBoot, Policy};
 
 const SOCKET_PROBE: Duration = Duration::from_millis(50);
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long the boot step may take to finish the guest it is starting when a stop comes.
+const BOOT_STEP_GRACE: Duration = Duration::from_secs(30);
+/// A readiness helper that died (it only ends by itself once libvirt answers) is started again
+/// after this.
+const HELPER_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
@@ -40,14 +46,13 @@ enum Phase {
     Ready {
         pid: i32,
     },
-    /// Killed for missing its start timeout; its exit counts as a failure.
+    /// Killed for missing its start timeout; its exit counts as a failed start.
     Killing {
         pid: i32,
     },
     Backoff {
         until: Instant,
     },
-    Failed,
     Stopping {
         pid: i32,
     },
@@ -72,7 +77,6 @@ impl Phase {
             Phase::Ready { .. } => "ready",
             Phase::Killing { .. } => "killing",
             Phase::Backoff { .. } => "backoff",
-            Phase::Failed => "failed",
             Phase::Stopping { .. } => "stopping",
             Phase::Down => "down",
         }
@@ -83,7 +87,30 @@ struct Service {
     name: String,
     def: ServiceDef,
     phase: Phase,
-    restarts: Vec<Instant>,
+    /// Consecutive starts that ended before the service was ready.
+    failed_starts: u32,
+    restarts: u32,
+    /// Why it is not running, for `virtpod health`.
+    why: Option<String>,
+    tail: Tail,
+}
+
+/// The helper processes init runs (helpers.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Helper {
+    Ready,
+    BootGuests,
+    StopGuests,
+}
+
+impl Helper {
+    fn arg(self) -> &'static str {
+        match self {
+            Helper::Ready => "ready",
+            Helper::BootGuests => "boot-guests",
+            Helper::StopGuests => "stop-guests",
+        }
+    }
 }
 
 pub struct Config {
@@ -92,6 +119,8 @@ pub struct Config {
     pub policy: Policy,
     pub guest_record: PathBuf,
     pub state_path: PathBuf,
+    /// This binary, for the helpers (`virtpod init-helper …`).
+    pub exe: PathBuf,
 }
 
 pub struct Supervisor {
@@ -100,10 +129,14 @@ pub struct Supervisor {
     tx: Sender<Event>,
     rx: Receiver<Event>,
     finishers: BTreeMap<i32, String>,
+    helpers: BTreeMap<i32, Helper>,
+    /// When the readiness helper may be started (again).
+    ready_helper_at: Option<Instant>,
     started_at: Instant,
-    libvirt_check: Option<Arc<AtomicBool>>,
     libvirt_ready: bool,
     stopping: bool,
+    /// The stop-guests helper's exit, once it has ended.
+    guests_stopped: Option<Exit>,
     published: Option<Published>,
 }
 
@@ -121,7 +154,10 @@ impl Supervisor {
                 name,
                 def,
                 phase: Phase::Waiting,
-                restarts: Vec::new(),
+                failed_starts: 0,
+                restarts: 0,
+                why: None,
+                tail: Tail::default(),
             })
             .collect();
         Supervisor {
@@ -130,51 +166,60 @@ impl Supervisor {
             tx,
             rx,
             finishers: BTreeMap::new(),
+            helpers: BTreeMap::new(),
+            ready_helper_at: Some(Instant::now()),
             started_at: Instant::now(),
-            libvirt_check: None,
             libvirt_ready: false,
             stopping: false,
+            guests_stopped: None,
             published: None,
         }
     }
 
     /// Supervise until a stop signal, then stop everything; returns init's exit code.
     pub fn run(mut self) -> i32 {
-        let sig = self.supervise();
+        let sig = loop {
+            if let Some(sig) = self.step() {
+                break sig;
+            }
+        };
         info!(signal = signal_name(sig), "stopping");
         self.stop()
     }
 
-    fn supervise(&mut self) -> i32 {
+    /// One turn: start what is due, publish, wait for one event or timer and handle it.
+    /// Returns a stop signal when one arrives.
+    fn step(&mut self) -> Option<i32> {
+        // A service that becomes ready lets its dependents start in the same turn.
         loop {
-            // A service that becomes ready lets its dependents start in the same turn.
-            loop {
-                let now = Instant::now();
-                self.start_due(now);
-                if !self.probe_starting(now) {
-                    break;
-                }
-            }
-            self.check_libvirt_when_all_ready();
-            self.publish();
-            let event = match self.next_wake(Instant::now()) {
-                Some(wait) => match self.rx.recv_timeout(wait) {
-                    Ok(e) => e,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return nix::libc::SIGTERM,
-                },
-                None => match self.rx.recv() {
-                    Ok(e) => e,
-                    Err(_) => return nix::libc::SIGTERM,
-                },
-            };
-            match event {
-                Event::Exited(exit) => self.on_exit(exit),
-                Event::Stop(sig) => return sig,
-                Event::Notified { service, pid } => self.mark_ready(&service, pid),
-                Event::LibvirtReady => self.on_libvirt_ready(),
+            let now = Instant::now();
+            self.start_due(now);
+            if !self.probe_starting(now) {
+                break;
             }
         }
+        self.start_ready_helper();
+        self.publish();
+        let event = match self.next_wake(Instant::now()) {
+            Some(wait) => match self.rx.recv_timeout(wait) {
+                Ok(e) => e,
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => return Some(nix::libc::SIGTERM),
+            },
+            None => match self.rx.recv() {
+                Ok(e) => e,
+                Err(_) => return Some(nix::libc::SIGTERM),
+            },
+        };
+        match event {
+            Event::Exited(exit) => self.on_exit(exit),
+            Event::Stop(sig) if self.stopping => {
+                info!(signal = signal_name(sig), "already stopping")
+            }
+            Event::Stop(sig) => return Some(sig),
+            Event::Notified { service, pid } => self.mark_ready(&service, pid),
+        }
+        None
     }
 
     fn index(&self, name: &str) -> Option<usize> {
@@ -192,7 +237,7 @@ impl Supervisor {
         for i in 0..self.services.len() {
             let due = match &self.services[i].phase {
                 Phase::Waiting => self.deps_ready(&self.services[i]),
-                Phase::Backoff { until } => *until <= now,
+                Phase::Backoff { until } => *until <= now && self.deps_ready(&self.services[i]),
                 _ => false,
             };
             if due {
@@ -214,19 +259,20 @@ impl Supervisor {
         };
         let result = spawn(
             Spawn {
-                service: &svc.name,
+                name: &svc.name,
                 argv: &svc.def.command,
                 env: &self.cfg.env,
                 notify_fd,
+                tail: Some(svc.tail.clone()),
             },
             &self.tx,
         );
-        let name = svc.name.clone();
+        let svc = &mut self.services[i];
         match result {
             Ok(pid) => {
-                info!(service = name, pid, "started");
-                let svc = &mut self.services[i];
+                info!(service = svc.name, pid, "started");
                 svc.phase = if svc.def.ready.is_none() {
+                    svc.failed_starts = 0;
                     Phase::Ready { pid }
                 } else {
                     Phase::Starting {
@@ -236,8 +282,9 @@ impl Supervisor {
                 };
             }
             Err(e) => {
-                error!(service = name, "{e:#}");
-                self.schedule_restart(i);
+                error!(service = svc.name, "{e}");
+                svc.why = Some(e.to_string());
+                self.failed(i, true);
             }
         }
     }
@@ -264,7 +311,12 @@ impl Supervisor {
                     timeout = ?svc.def.start_timeout,
                     "not ready in time (start_timeout in its catalog file); killing it to retry"
                 );
+                let why = format!(
+                    "not ready within {:?} (start_timeout)",
+                    svc.def.start_timeout
+                );
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                self.services[i].why = Some(why);
                 self.services[i].phase = Phase::Killing { pid };
             }
         }
@@ -273,7 +325,8 @@ impl Supervisor {
 
     fn mark_ready(&mut self, name: &str, pid: i32) {
         let Some(i) = self.index(name) else { return };
-        if let Phase::Starting { pid: p, since } = self.services[i].phase {
+        let svc = &mut self.services[i];
+        if let Phase::Starting { pid: p, since } = svc.phase {
             if p == pid {
                 info!(
                     service = name,
@@ -281,34 +334,40 @@ impl Supervisor {
                     secs = since.elapsed().as_secs_f32(),
                     "ready"
                 );
-                self.services[i].phase = Phase::Ready { pid };
+                svc.phase = Phase::Ready { pid };
+                svc.failed_starts = 0;
+                svc.why = None;
             }
         }
     }
 
-    fn schedule_restart(&mut self, i: usize) {
+    /// The service is not running: start it again after its backoff. While stopping, a daemon
+    /// the guests' shutdown needs comes back after the initial delay only.
+    fn failed(&mut self, i: usize, before_ready: bool) {
+        let stopping = self.stopping;
         let svc = &mut self.services[i];
-        let now = Instant::now();
-        match next_restart(&svc.def.restart, &mut svc.restarts, now) {
-            Some(delay) => {
-                info!(service = svc.name, delay = ?delay, "restarting after backoff");
-                svc.phase = Phase::Backoff { until: now + delay };
-            }
-            None => {
-                error!(
-                    service = svc.name,
-                    burst = svc.def.restart.burst,
-                    window = ?svc.def.restart.burst_window,
-                    "failed too often; giving up on it (`virtpod health` reports it; restart the container to retry)"
-                );
-                svc.phase = Phase::Failed;
-            }
+        if before_ready {
+            svc.failed_starts = svc.failed_starts.saturating_add(1);
         }
+        let delay = if stopping {
+            svc.def.restart.initial_delay
+        } else {
+            backoff::delay(&svc.def.restart, svc.failed_starts.max(1))
+        };
+        svc.restarts += 1;
+        info!(service = svc.name, delay = ?delay, restarts = svc.restarts, "restarting after backoff");
+        svc.phase = Phase::Backoff {
+            until: Instant::now() + delay,
+        };
     }
 
     fn on_exit(&mut self, exit: Exit) {
         if let Some(service) = self.finishers.remove(&exit.pid) {
             debug!(service, %exit, "finish action ended");
+            return;
+        }
+        if let Some(helper) = self.helpers.remove(&exit.pid) {
+            self.on_helper_exit(helper, exit);
             return;
         }
         let Some(i) = self
@@ -319,13 +378,70 @@ impl Supervisor {
             debug!(pid = exit.pid, %exit, "reaped an orphan");
             return;
         };
-        if let Phase::Stopping { .. } = self.services[i].phase {
-            self.services[i].phase = Phase::Down;
-            return;
-        }
+        let before_ready = match self.services[i].phase {
+            Phase::Stopping { .. } => {
+                self.services[i].phase = Phase::Down;
+                return;
+            }
+            Phase::Starting { .. } | Phase::Killing { .. } => true,
+            _ => false,
+        };
         warn!(service = self.services[i].name, pid = exit.pid, %exit, "exited unexpectedly");
+        if !matches!(self.services[i].phase, Phase::Killing { .. }) {
+            self.services[i].why = Some(format!("{exit}"));
+        }
         self.run_finish(i, &exit);
-        self.schedule_restart(i);
+        self.failed(i, before_ready);
+    }
+
+    fn on_helper_exit(&mut self, helper: Helper, exit: Exit) {
+        debug!(helper = helper.arg(), %exit, "helper ended");
+        match helper {
+            Helper::Ready if exit.clean() && !self.stopping => self.on_libvirt_ready(),
+            Helper::Ready if !self.stopping => {
+                warn!(%exit, "the readiness check ended without an answer; checking again");
+                self.ready_helper_at = Some(Instant::now() + HELPER_RETRY);
+            }
+            Helper::StopGuests => self.guests_stopped = Some(exit),
+            _ => {}
+        }
+    }
+
+    fn spawn_helper(&mut self, helper: Helper) -> Option<i32> {
+        let argv = vec![
+            self.cfg.exe.display().to_string(),
+            "init-helper".to_string(),
+            helper.arg().to_string(),
+            "--record".to_string(),
+            self.cfg.guest_record.display().to_string(),
+        ];
+        let name = format!("virtpod-{}", helper.arg());
+        match spawn(
+            Spawn {
+                name: &name,
+                argv: &argv,
+                env: &self.cfg.env,
+                notify_fd: None,
+                tail: None,
+            },
+            &self.tx,
+        ) {
+            Ok(pid) => {
+                self.helpers.insert(pid, helper);
+                Some(pid)
+            }
+            Err(e) => {
+                error!("{e}");
+                None
+            }
+        }
+    }
+
+    fn helper_pid(&self, helper: Helper) -> Option<i32> {
+        self.helpers
+            .iter()
+            .find(|(_, h)| **h == helper)
+            .map(|(p, _)| *p)
     }
 
     /// s6 `finish`: run with the exit code and signal number of the ended service.
@@ -340,24 +456,27 @@ impl Supervisor {
         let name = format!("{}-finish", svc.name);
         match spawn(
             Spawn {
-                service: &name,
+                name: &name,
                 argv: &argv,
                 env: &self.cfg.env,
                 notify_fd: None,
+                tail: None,
             },
             &self.tx,
         ) {
             Ok(pid) => {
                 self.finishers.insert(pid, name);
             }
-            Err(e) => warn!("{e:#}"),
+            Err(e) => warn!("{e}"),
         }
     }
 
-    /// Readiness of the whole appliance is libvirt answering a real call, checked off the main
-    /// loop so a slow daemon never delays reaping or restarts.
-    fn check_libvirt_when_all_ready(&mut self) {
-        if self.libvirt_check.is_some()
+    /// Readiness of the whole appliance is libvirt answering a real call: once every service
+    /// is ready, a helper process asks until it does (so a slow daemon never delays reaping).
+    fn start_ready_helper(&mut self) {
+        let due = self.ready_helper_at.is_some_and(|at| at <= Instant::now());
+        if self.stopping
+            || !due
             || !self
                 .services
                 .iter()
@@ -365,36 +484,10 @@ impl Supervisor {
         {
             return;
         }
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.libvirt_check = Some(cancel.clone());
-        let tx = self.tx.clone();
-        let _ = std::thread::Builder::new()
-            .name("libvirt-ready".into())
-            .spawn(move || {
-                let mut last_error = String::new();
-                while !cancel.load(Ordering::Relaxed) {
-                    match virt::connect::Connect::open(Some(crate::libvirt::URI)).and_then(
-                        |mut c| {
-                            let v = c.get_lib_version();
-                            let _ = c.close();
-                            v
-                        },
-                    ) {
-                        Ok(_) => {
-                            let _ = tx.send(Event::LibvirtReady);
-                            return;
-                        }
-                        Err(e) => {
-                            let msg = e.to_string();
-                            if msg != last_error {
-                                debug!(error = msg, "libvirt does not answer yet");
-                                last_error = msg;
-                            }
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            });
+        self.ready_helper_at = None;
+        if self.spawn_helper(Helper::Ready).is_none() {
+            self.ready_helper_at = Some(Instant::now() + HELPER_RETRY);
+        }
     }
 
     fn on_libvirt_ready(&mut self) {
@@ -411,34 +504,25 @@ impl Supervisor {
             }
         }
         if self.cfg.policy.on_boot == OnBoot::Start {
-            let record = self.cfg.guest_record.clone();
-            let _ = std::thread::Builder::new()
-                .name("guests-boot".into())
-                .spawn(move || {
-                    let result = virt::connect::Connect::open(Some(crate::libvirt::URI))
-                        .map_err(anyhow::Error::from)
-                        .and_then(|conn| guests::start_recorded(&conn, &record));
-                    if let Err(e) = result {
-                        warn!("starting the guests of the last run: {e:#}");
-                    }
-                });
+            self.spawn_helper(Helper::BootGuests);
         }
     }
 
     fn next_wake(&self, now: Instant) -> Option<Duration> {
-        self.services
-            .iter()
-            .filter_map(|s| match s.phase {
-                Phase::Backoff { until } => Some(until.saturating_duration_since(now)),
-                Phase::Starting { .. } if matches!(s.def.ready, Some(Ready::Socket(_))) => {
-                    Some(SOCKET_PROBE)
-                }
-                Phase::Starting { since, .. } => {
-                    Some((since + s.def.start_timeout).saturating_duration_since(now))
-                }
-                _ => None,
-            })
-            .min()
+        let services = self.services.iter().filter_map(|s| match s.phase {
+            Phase::Backoff { until } => Some(until.saturating_duration_since(now)),
+            Phase::Starting { .. } if matches!(s.def.ready, Some(Ready::Socket(_))) => {
+                Some(SOCKET_PROBE)
+            }
+            Phase::Starting { since, .. } => {
+                Some((since + s.def.start_timeout).saturating_duration_since(now))
+            }
+            _ => None,
+        });
+        let helper = self
+            .ready_helper_at
+            .map(|at| at.saturating_duration_since(now));
+        services.chain(helper).min()
     }
 
     fn publish(&mut self) {
@@ -447,11 +531,21 @@ impl Supervisor {
                 .services
                 .iter()
                 .map(|s| {
+                    let ready = matches!(s.phase, Phase::Ready { .. });
+                    let last_output = if ready {
+                        Vec::new()
+                    } else {
+                        let tail = s.tail.lock().unwrap_or_else(|e| e.into_inner());
+                        tail.iter().cloned().collect()
+                    };
                     (
                         s.name.clone(),
                         ServiceState {
                             state: s.phase.word().into(),
                             pid: s.phase.pid(),
+                            restarts: s.restarts,
+                            why: if ready { None } else { s.why.clone() },
+                            last_output,
                         },
                     )
                 })
@@ -467,21 +561,42 @@ impl Supervisor {
         }
     }
 
+    /// Whether a guest may be running: libvirt answered in this run (anyone may have started
+    /// one), or a qemu process exists.
+    fn guests_possible(&self) -> bool {
+        self.libvirt_ready || qemu_running()
+    }
+
     /// The stop sequence: guests first (libvirt-guests semantics), then services in reverse
     /// start order (TERM, grace, KILL). Returns the exit code.
     fn stop(mut self) -> i32 {
         self.stopping = true;
-        if let Some(cancel) = &self.libvirt_check {
-            cancel.store(true, Ordering::Relaxed);
-        }
         self.publish();
         if let Some(sock) = &self.cfg.notify_socket {
             let _ = notify::notify(sock, "STOPPING=1");
         }
-        let mut code = self.stop_guests();
+        if let Some(pid) = self.helper_pid(Helper::Ready) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            self.wait_helper(pid, KILL_WAIT);
+        }
+        // The boot step finishes the guest it is starting, then ends; what it has not started
+        // stays in the record, which the guests' stop merges with what runs.
+        if let Some(pid) = self.helper_pid(Helper::BootGuests) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGTERM);
+            if !self.wait_helper(pid, BOOT_STEP_GRACE) {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                self.wait_helper(pid, KILL_WAIT);
+            }
+        }
+        let mut code = 0;
+        if self.guests_possible() {
+            code = self.stop_guests();
+        } else {
+            info!("libvirt never answered in this run and no qemu runs: no guest to stop (the record of the last run is kept)");
+        }
         for i in (0..self.services.len()).rev() {
             if let Some(exit) = self.stop_service(i) {
-                if !exit.clean() && code == 0 {
+                if code == 0 && !stopped_cleanly(&exit) {
                     code = exit.status_code();
                 }
             }
@@ -491,29 +606,52 @@ impl Supervisor {
         code
     }
 
+    /// Runs the stop-guests helper while supervising as usual, so a daemon that is down or in
+    /// backoff comes back (after its initial delay only) for the guests' shutdown.
     fn stop_guests(&mut self) -> i32 {
-        if !self.libvirt_ready {
-            info!("libvirt never became ready: no guests to stop");
-            return 0;
-        }
-        let conn = match virt::connect::Connect::open(Some(crate::libvirt::URI)) {
-            Ok(c) => c,
-            Err(e) => {
-                error!(error = %e, "libvirt does not answer: guests cannot be shut down cleanly");
-                return 1;
-            }
-        };
-        match guests::stop_all(&conn, &self.cfg.policy, &self.cfg.guest_record) {
-            Ok(report) if report.forced.is_empty() => 0,
-            Ok(report) => {
-                warn!(guests = ?report.forced, "guests that did not stop cleanly");
-                1
-            }
-            Err(e) => {
-                error!("stopping guests: {e:#}");
-                1
+        let now = Instant::now();
+        for svc in &mut self.services {
+            if let Phase::Backoff { until } = &mut svc.phase {
+                *until = (*until).min(now);
             }
         }
+        if self.spawn_helper(Helper::StopGuests).is_none() {
+            return helpers::GUESTS_FORCED;
+        }
+        while self.guests_stopped.is_none() {
+            self.step();
+        }
+        let exit = self.guests_stopped.take().unwrap_or(Exit {
+            pid: 0,
+            code: Some(helpers::GUESTS_FORCED),
+            signal: None,
+        });
+        match exit.code {
+            Some(helpers::GUESTS_CLEAN) => 0,
+            Some(helpers::LIBVIRT_UNREACHABLE) => {
+                error!("libvirt did not come back: guests were not shut down cleanly");
+                1
+            }
+            _ => 1,
+        }
+    }
+
+    /// Waits for a helper's exit while handling other events; whether it ended in time.
+    fn wait_helper(&mut self, pid: i32, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.helpers.contains_key(&pid) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(Event::Exited(exit)) => self.on_exit(exit),
+                Ok(Event::Notified { service, pid }) => self.mark_ready(&service, pid),
+                Ok(Event::Stop(sig)) => info!(signal = signal_name(sig), "already stopping"),
+                Err(_) => return !self.helpers.contains_key(&pid),
+            }
+        }
+        true
     }
 
     /// TERM to the service's process group, its stop_timeout, then KILL; the exit if seen.
@@ -554,5 +692,42 @@ impl Supervisor {
                 Err(_) => return None,
             }
         }
+    }
+}
+
+/// At stop, a service that exits 0 or dies of the SIGTERM init sent it stopped as asked (a
+/// daemon still starting has no handler yet and dies of the signal: not a failure).
+fn stopped_cleanly(exit: &Exit) -> bool {
+    exit.clean() || exit.signal == Some(nix::libc::SIGTERM)
+}
+
+/// Whether any qemu process runs in this container (daemonized qemu is re-parented to init).
+fn qemu_running() -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+            && std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with("qemu"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigterm_at_stop_is_clean_sigkill_is_not() {
+        let exit = |code, signal| Exit {
+            pid: 1,
+            code,
+            signal,
+        };
+        assert!(stopped_cleanly(&exit(Some(0), None)));
+        assert!(stopped_cleanly(&exit(None, Some(nix::libc::SIGTERM))));
+        assert!(!stopped_cleanly(&exit(None, Some(nix::libc::SIGKILL))));
+        assert!(!stopped_cleanly(&exit(Some(1), None)));
     }
 }

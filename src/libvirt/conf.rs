@@ -90,20 +90,50 @@ fn key_of(line: &str) -> Option<&str> {
     valid.then_some(key)
 }
 
-/// Merge `settings` into the file at `path` (created when missing); writes only on change.
-pub fn apply(path: &Path, settings: &[Setting]) -> Result<Vec<&'static str>> {
+/// What `apply` did to a file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Keys the user set in the file, left as they are.
+    pub user_kept: Vec<&'static str>,
+    /// The file is a mount point (a user's own file bind-mounted into the container): it is
+    /// used as it is, never replaced nor edited, since it belongs to whoever mounted it.
+    pub used_as_is: bool,
+    /// With `used_as_is`: our keys the file does not set.
+    pub missing: Vec<&'static str>,
+}
+
+/// Merge `settings` into the file at `path` (created when missing); writes only on change, by
+/// writing beside it and renaming, so a reader never sees half a file.
+pub fn apply(path: &Path, settings: &[Setting]) -> Result<Applied> {
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let merged = merge(&existing, settings);
+    let mut applied = Applied {
+        user_kept: merged.user_kept,
+        used_as_is: false,
+        missing: Vec::new(),
+    };
     if merged.text != existing {
         let tmp = path.with_extension("virtpod-tmp");
         std::fs::write(&tmp, &merged.text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            let _ = std::fs::remove_file(&tmp);
+            // EBUSY: the target is a mount point, the mark of a bind-mounted file.
+            if e.raw_os_error() != Some(nix::libc::EBUSY) {
+                return Err(e).with_context(|| format!("replacing {}", path.display()));
+            }
+            applied.used_as_is = true;
+            applied.missing = settings
+                .iter()
+                .map(|s| s.key)
+                .filter(|k| !applied.user_kept.contains(k))
+                .collect();
+        }
     }
-    Ok(merged.user_kept)
+    Ok(applied)
 }
 
 #[cfg(test)]
@@ -151,7 +181,8 @@ mod tests {
     fn apply_writes_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("qemu.conf");
-        apply(&path, &settings()).unwrap();
+        let applied = apply(&path, &settings()).unwrap();
+        assert!(!applied.used_as_is);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("remember_owner = 0"));
         apply(&path, &settings()).unwrap();

@@ -2,12 +2,11 @@
 //! are recorded and then shut down, managed-saved or destroyed; on the next start the recorded
 //! ones are started again (a managed save resumes where it stopped).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use tracing::{info, warn};
+use anyhow::{Context, Result};
+use tracing::{debug, error, info, warn};
 use virt::connect::Connect;
 use virt::domain::Domain;
 
@@ -28,41 +27,16 @@ pub enum OnBoot {
 pub struct Policy {
     pub on_shutdown: OnShutdown,
     pub on_boot: OnBoot,
+    /// The whole stop's budget for the guests: those still running after it are destroyed.
     pub shutdown_timeout: Duration,
-    /// How many guests shut down at once (`0` or `1`: one after another).
+    /// How many guests shut down at once; `0`: all of them.
     pub parallel: usize,
 }
 
-impl Policy {
-    /// From `VIRTPOD_ON_SHUTDOWN`, `VIRTPOD_SHUTDOWN_TIMEOUT`, `VIRTPOD_PARALLEL_SHUTDOWN`,
-    /// `VIRTPOD_ON_BOOT`; a bad value is an error that names the variable.
-    pub fn from_env(env: &BTreeMap<String, String>) -> Result<Policy> {
-        let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.is_empty());
-        let on_shutdown = match get("VIRTPOD_ON_SHUTDOWN").unwrap_or("shutdown") {
-            "shutdown" => OnShutdown::Shutdown,
-            "suspend" => OnShutdown::Suspend,
-            "destroy" => OnShutdown::Destroy,
-            v => bail!("VIRTPOD_ON_SHUTDOWN={v:?}: expected shutdown, suspend or destroy"),
-        };
-        let on_boot = match get("VIRTPOD_ON_BOOT").unwrap_or("start") {
-            "start" => OnBoot::Start,
-            "ignore" => OnBoot::Ignore,
-            v => bail!("VIRTPOD_ON_BOOT={v:?}: expected start or ignore"),
-        };
-        let number = |k: &str, default: u64| -> Result<u64> {
-            get(k).map_or(Ok(default), |v| {
-                v.parse()
-                    .with_context(|| format!("{k}={v:?}: expected a whole number"))
-            })
-        };
-        Ok(Policy {
-            on_shutdown,
-            on_boot,
-            shutdown_timeout: Duration::from_secs(number("VIRTPOD_SHUTDOWN_TIMEOUT", 120)?),
-            parallel: number("VIRTPOD_PARALLEL_SHUTDOWN", 0)? as usize,
-        })
-    }
-}
+/// An ACPI power button press is lost when the guest is not listening yet (still booting, as a
+/// guest started just before the stop is): press again at this interval until it goes off.
+const ACPI_REPEAT: Duration = Duration::from_secs(3);
+const POLL: Duration = Duration::from_millis(100);
 
 /// What happened to the guests at stop.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -71,38 +45,83 @@ pub struct StopReport {
     /// Guests that had to be destroyed because they did not shut down in time, or whose
     /// shutdown/save failed.
     pub forced: Vec<String>,
-}
-
-fn running_guests(conn: &Connect) -> Result<Vec<Domain>> {
-    conn.list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        .context("listing the running guests")
+    /// Why the record of running guests could not be written, when it could not.
+    pub record_error: Option<String>,
 }
 
 fn name(dom: &Domain) -> String {
     dom.get_name().unwrap_or_else(|_| "<unnamed>".into())
 }
 
-/// Record the running guests in `record` (so the next start can bring them back), then apply
-/// the policy to each.
-pub fn stop_all(conn: &Connect, policy: &Policy, record: &Path) -> Result<StopReport> {
-    let guests = running_guests(conn)?;
-    let names: Vec<String> = guests.iter().map(name).collect();
-    let persistent: Vec<&String> = names
-        .iter()
-        .zip(&guests)
-        .filter(|(_, d)| d.is_persistent().unwrap_or(false))
-        .map(|(n, _)| n)
-        .collect();
+/// The guests to start at the next start, as recorded.
+pub fn read_record(record: &Path) -> Result<Vec<String>> {
+    let text = match std::fs::read_to_string(record) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", record.display())),
+    };
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON list of guest names", record.display()))
+}
+
+/// Written beside and renamed, so a stop or a crash at any moment leaves the old record or the
+/// new one, never half of one.
+pub fn write_record(record: &Path, names: &[String]) -> Result<()> {
     if let Some(dir) = record.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(record, serde_json::to_string(&persistent)?)
-        .with_context(|| format!("recording the running guests in {}", record.display()))?;
+    let tmp = record.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_string(names)?)
+        .and_then(|_| std::fs::rename(&tmp, record))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            e
+        })
+        .with_context(|| format!("writing {}", record.display()))
+}
+
+/// The record a stop leaves: the guests still waiting to be started from the last record (a
+/// stop during the boot step), then the persistent guests running now; each once.
+pub fn merged_record(pending: &[String], running: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for n in pending.iter().chain(running) {
+        if seen.insert(n.as_str()) {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
+/// Record the guests to bring back (those still pending from the last record and the persistent
+/// ones running now), then apply the policy to every running guest. A record that cannot be
+/// written (a full disk) is reported, never a reason to skip the shutdown.
+pub fn stop_all(conn: &Connect, policy: &Policy, record: &Path) -> Result<StopReport> {
+    let guests = conn
+        .list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        .context("listing the running guests")?;
+    let names: Vec<String> = guests.iter().map(name).collect();
+    let running: Vec<String> = names
+        .iter()
+        .zip(&guests)
+        .filter(|(_, d)| d.is_persistent().unwrap_or(false))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut report = StopReport::default();
+    let pending = read_record(record).unwrap_or_else(|e| {
+        warn!("{e:#}; recording only the guests running now");
+        Vec::new()
+    });
+    let merged = merged_record(&pending, &running);
+    if let Err(e) = write_record(record, &merged) {
+        error!(guests = ?merged, "{e:#}: these guests will not start again by themselves; shutting them down all the same");
+        report.record_error = Some(format!("{e:#}"));
+    }
     if guests.is_empty() {
-        return Ok(StopReport::default());
+        info!("no guest is running");
+        return Ok(report);
     }
     info!(guests = ?names, policy = ?policy.on_shutdown, "stopping guests");
-    let mut report = StopReport::default();
     match policy.on_shutdown {
         OnShutdown::Destroy => {
             for dom in &guests {
@@ -138,21 +157,39 @@ pub fn stop_all(conn: &Connect, policy: &Policy, record: &Path) -> Result<StopRe
     Ok(report)
 }
 
-/// ACPI shutdown, `parallel` guests at a time, each given `shutdown_timeout` before destroy.
+struct InFlight<'a> {
+    dom: &'a Domain,
+    since: Instant,
+    pressed: Instant,
+}
+
+/// ACPI shutdown, `parallel` guests at a time (0: all), pressing the button again every
+/// ACPI_REPEAT; whatever still runs when the budget is spent is destroyed.
 fn shutdown_gracefully(guests: &[Domain], policy: &Policy, report: &mut StopReport) {
-    let width = policy.parallel.max(1);
+    let start = Instant::now();
+    let deadline = start + policy.shutdown_timeout;
+    let width = if policy.parallel == 0 {
+        guests.len()
+    } else {
+        policy.parallel
+    };
     let mut queue: Vec<&Domain> = guests.iter().rev().collect();
-    let mut in_flight: Vec<(&Domain, Instant)> = Vec::new();
+    let mut in_flight: Vec<InFlight> = Vec::new();
     while !queue.is_empty() || !in_flight.is_empty() {
-        while in_flight.len() < width {
+        while in_flight.len() < width && Instant::now() < deadline {
             let Some(dom) = queue.pop() else { break };
             match dom.shutdown() {
                 Ok(_) => {
                     info!(guest = name(dom), "sent ACPI shutdown");
-                    in_flight.push((dom, Instant::now()));
+                    let now = Instant::now();
+                    in_flight.push(InFlight {
+                        dom,
+                        since: now,
+                        pressed: now,
+                    });
                 }
-                Err(e) if !dom.is_active().unwrap_or(false) => {
-                    info!(guest = name(dom), error = %e, "already shut off");
+                Err(_) if !dom.is_active().unwrap_or(false) => {
+                    info!(guest = name(dom), "already shut off");
                     report.clean.push(name(dom));
                 }
                 Err(e) => {
@@ -162,35 +199,57 @@ fn shutdown_gracefully(guests: &[Domain], policy: &Policy, report: &mut StopRepo
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
-        in_flight.retain(|(dom, since)| {
-            if !dom.is_active().unwrap_or(false) {
-                info!(guest = name(dom), secs = since.elapsed().as_secs_f32(), "guest shut down");
-                report.clean.push(name(dom));
+        std::thread::sleep(POLL);
+        let now = Instant::now();
+        in_flight.retain_mut(|g| {
+            if !g.dom.is_active().unwrap_or(false) {
+                info!(guest = name(g.dom), secs = g.since.elapsed().as_secs_f32(), "guest shut down");
+                report.clean.push(name(g.dom));
                 false
-            } else if since.elapsed() >= policy.shutdown_timeout {
-                warn!(guest = name(dom), timeout = ?policy.shutdown_timeout, "no shutdown in time, destroying");
-                let _ = dom.destroy();
-                report.forced.push(name(dom));
+            } else if now >= deadline {
+                warn!(guest = name(g.dom), timeout = ?policy.shutdown_timeout, "no shutdown in time (VIRTPOD_SHUTDOWN_TIMEOUT), destroying");
+                let _ = g.dom.destroy();
+                report.forced.push(name(g.dom));
                 false
             } else {
+                if now.duration_since(g.pressed) >= ACPI_REPEAT {
+                    debug!(guest = name(g.dom), "pressing the power button again");
+                    let _ = g.dom.shutdown();
+                    g.pressed = now;
+                }
                 true
             }
         });
+        if now >= deadline {
+            // Budget spent before these got their turn (a small `parallel`): they go too.
+            for dom in queue.drain(..).rev() {
+                warn!(
+                    guest = name(dom),
+                    "no time left to shut it down, destroying"
+                );
+                let _ = dom.destroy();
+                report.forced.push(name(dom));
+            }
+        }
     }
 }
 
-/// Start the guests recorded at the last stop; the record is consumed.
-pub fn start_recorded(conn: &Connect, record: &Path) -> Result<Vec<String>> {
-    let text = match std::fs::read_to_string(record) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", record.display())),
-    };
-    let names: Vec<String> = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a JSON list of guest names", record.display()))?;
+/// Start the guests recorded at the last stop. The record shrinks as each one starts and is
+/// removed at the end, so this step may end at any moment (`stop()` says so between guests):
+/// what it has not started is still recorded, and the stop merges it with what runs
+/// (`stop_all`).
+pub fn start_recorded(
+    conn: &Connect,
+    record: &Path,
+    stop: impl Fn() -> bool,
+) -> Result<Vec<String>> {
+    let mut left = read_record(record)?;
     let mut started = Vec::new();
-    for guest in names {
+    while let Some(guest) = left.first().cloned() {
+        if stop() {
+            info!(guests = ?left, "stopping: these stay recorded for the next start");
+            break;
+        }
         let result = Domain::lookup_by_name(conn, &guest).and_then(|dom| {
             if dom.is_active()? {
                 Ok(false)
@@ -208,8 +267,17 @@ pub fn start_recorded(conn: &Connect, record: &Path) -> Result<Vec<String>> {
                 warn!(guest, error = %e, "could not start a guest that was running at the last stop")
             }
         }
+        left.remove(0);
+        if left.is_empty() {
+            match std::fs::remove_file(record) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", record.display())),
+            }
+        } else {
+            write_record(record, &left)?;
+        }
     }
-    std::fs::remove_file(record).with_context(|| format!("removing {}", record.display()))?;
     Ok(started)
 }
 
@@ -217,38 +285,28 @@ pub fn start_recorded(conn: &Connect, record: &Path) -> Result<Vec<String>> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn defaults_match_libvirt_guests() {
-        let p = Policy::from_env(&env(&[])).unwrap();
-        assert_eq!(p.on_shutdown, OnShutdown::Shutdown);
-        assert_eq!(p.on_boot, OnBoot::Start);
-        assert_eq!(p.shutdown_timeout, Duration::from_secs(120));
-        assert_eq!(p.parallel, 0);
-    }
-
-    #[test]
-    fn values_and_errors() {
-        let p = Policy::from_env(&env(&[
-            ("VIRTPOD_ON_SHUTDOWN", "suspend"),
-            ("VIRTPOD_SHUTDOWN_TIMEOUT", "30"),
-            ("VIRTPOD_PARALLEL_SHUTDOWN", "4"),
-            ("VIRTPOD_ON_BOOT", "ignore"),
-        ]))
-        .unwrap();
+    fn a_stop_keeps_what_the_boot_step_has_not_started() {
         assert_eq!(
-            (p.on_shutdown, p.on_boot, p.parallel),
-            (OnShutdown::Suspend, OnBoot::Ignore, 4)
+            merged_record(&names(&["b", "c"]), &names(&["a", "b"])),
+            names(&["b", "c", "a"])
         );
-        let e = Policy::from_env(&env(&[("VIRTPOD_ON_SHUTDOWN", "halt")])).unwrap_err();
-        assert!(e.to_string().contains("VIRTPOD_ON_SHUTDOWN"));
-        let e = Policy::from_env(&env(&[("VIRTPOD_SHUTDOWN_TIMEOUT", "2m")])).unwrap_err();
-        assert!(e.to_string().contains("VIRTPOD_SHUTDOWN_TIMEOUT"));
+        assert_eq!(merged_record(&[], &names(&["a"])), names(&["a"]));
+    }
+
+    #[test]
+    fn record_round_trip_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("sub/running-guests.json");
+        assert_eq!(read_record(&record).unwrap(), Vec::<String>::new());
+        write_record(&record, &names(&["g1", "g2"])).unwrap();
+        assert_eq!(read_record(&record).unwrap(), names(&["g1", "g2"]));
+        std::fs::write(&record, "not json").unwrap();
+        let e = format!("{:#}", read_record(&record).unwrap_err());
+        assert!(e.contains("running-guests.json"), "{e}");
     }
 }

@@ -264,6 +264,12 @@ impl<'v> Appliance<'v> {
     /// Copies the test guest's kernel and initramfs in (once) and defines a guest. `kind` is the
     /// domain type: `qemu` (TCG, boots here) or `kvm` (proves /dev/kvm; no nested boot here).
     pub fn define_guest(&self, guest: &str, kind: &str) {
+        self.define_guest_with(guest, kind, "");
+    }
+
+    /// `define_guest` with more kernel arguments (`virtpod.ignore_acpi`: a guest that never
+    /// powers off on the ACPI button).
+    pub fn define_guest_with(&self, guest: &str, kind: &str, cmdline: &str) {
         if !self
             .exec("test -s /var/lib/libvirt/images/initrd.img")
             .status
@@ -278,7 +284,8 @@ impl<'v> Appliance<'v> {
                 ]);
             }
         }
-        let xml = guest_xml(guest, kind);
+        let xml = guest_xml(guest, kind)
+            .replace("quiet</cmdline>", &format!("quiet {cmdline}</cmdline>"));
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), xml).unwrap();
         self.virsh_ok(&["define", file.path().to_str().unwrap()]);
@@ -313,6 +320,12 @@ impl<'v> Appliance<'v> {
         String::from_utf8_lossy(&self.virsh(&["domstate", guest]).stdout)
             .trim()
             .to_string()
+    }
+
+    /// `virtpod health` in the container: (exit 0, its output).
+    pub fn health(&self) -> (bool, String) {
+        let out = podman(&["exec", &self.name, "virtpod", "health"]);
+        (out.status.success(), text(&out))
     }
 
     /// Processes in the container in state Z, as "pid comm" lines.

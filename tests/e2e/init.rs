@@ -22,28 +22,41 @@ fn host_virsh_reaches_libvirt_and_health_is_ok() {
     );
 }
 
+/// A stand-in for a daemon that cannot start: prints its reason and exits 1, every time.
+pub fn failing_daemon(dir: &std::path::Path, message: &str) -> String {
+    let path = dir.join("failing-daemon");
+    std::fs::write(&path, format!("#!/bin/sh\necho '{message}' >&2\nexit 1\n")).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
 #[test]
-fn health_fails_with_a_reason_when_libvirt_is_masked() {
+fn health_names_the_cause_when_libvirtd_cannot_start() {
     require_prepared();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = failing_daemon(dir.path(), "libvirtd: fake failure for the test");
+    let mount = format!("{fake}:/usr/sbin/libvirtd:ro");
     let vols = Volumes::new("unhealthy");
     let app = Appliance::start(
         &vols,
         Opts {
-            init_args: &["systemd.mask=libvirtd"],
+            podman: &["-v", &mount],
             ..Opts::default()
         },
     );
-    wait_for("virtlogd to run", Duration::from_secs(30), || {
-        app.pid_of("virtlogd").is_some()
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    let out = podman(&["exec", &app.name, "virtpod", "health"]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("libvirt has not answered"),
-        "{}",
-        text(&out)
+    wait_for(
+        "health to name libvirtd's failure",
+        Duration::from_secs(30),
+        || {
+            let (ok, out) = app.health();
+            !ok && out.contains("libvirtd is backoff")
+                && out.contains("exit code 1")
+                && out.contains("libvirtd: fake failure for the test")
+        },
     );
+    let (_, out) = app.health();
+    eprintln!("health: {out}");
+    assert!(out.starts_with("unhealthy: "), "{out}");
 }
 
 #[test]
@@ -271,6 +284,25 @@ fn systemd_arguments_setenv_mask_and_errors() {
         "{}",
         text(&bad)
     );
+
+    // What libvirt cannot live without is refused, not left to an appliance never ready.
+    for daemon in ["libvirtd", "virtlogd"] {
+        let bad = podman(&[
+            "run",
+            "--rm",
+            "--no-healthcheck",
+            IMAGE,
+            &format!("systemd.mask={daemon}"),
+        ]);
+        assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+        assert!(
+            text(&bad).contains(&format!(
+                "systemd.mask={daemon}: libvirt cannot work without {daemon}"
+            )),
+            "{}",
+            text(&bad)
+        );
+    }
 }
 
 #[test]
@@ -304,19 +336,29 @@ fn ready_notification_arrives_only_after_libvirt_answers() {
     );
     eprintln!("READY=1 after {:?}", start.elapsed());
 
-    // With libvirtd masked nothing answers, so READY=1 never comes.
+    // With a libvirtd that cannot start nothing answers, so READY=1 never comes; and
+    // systemd.setenv=NOTIFY_SOCKET does not hand the socket to a daemon either.
     let dir2 = tempfile::tempdir().unwrap();
     let listener2 = UnixDatagram::bind(dir2.path().join("notify.sock")).unwrap();
     listener2
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mount2 = format!("{}:/notify", dir2.path().display());
+    let fake = failing_daemon(dir2.path(), "cannot start");
+    let fake_mount = format!("{fake}:/usr/sbin/libvirtd:ro");
     let vols2 = Volumes::new("notify-masked");
     let _masked = Appliance::start(
         &vols2,
         Opts {
-            podman: &["-v", &mount2, "-e", "NOTIFY_SOCKET=/notify/notify.sock"],
-            init_args: &["systemd.mask=libvirtd"],
+            podman: &[
+                "-v",
+                &mount2,
+                "-v",
+                &fake_mount,
+                "-e",
+                "NOTIFY_SOCKET=/notify/notify.sock",
+            ],
+            init_args: &["systemd.setenv=NOTIFY_SOCKET=/notify/notify.sock"],
             ..Opts::default()
         },
     );

@@ -4,9 +4,11 @@
 mod cdi;
 mod clients;
 mod doctor;
+mod faults;
 mod front_door;
 mod harness;
 mod hook;
 mod hooks;
 mod init;
 mod modes;
+mod socket;

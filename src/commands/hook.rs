@@ -1,0 +1,63 @@
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use virtpod::hook::stage;
+
+use super::DeviceArgs;
+
+/// The OCI hook podman runs on the host: devices by annotation (io.virtpod.device.<class>).
+#[derive(clap::Args)]
+pub struct Hook {
+    /// The hook stage podman or the runtime runs us for.
+    stage: Stage,
+    /// Log file for every decision (besides stderr).
+    #[arg(long, default_value = virtpod::hook::log::DEFAULT_FILE)]
+    log: PathBuf,
+    /// off, error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    log_level: tracing::level_filters::LevelFilter,
+    #[command(flatten)]
+    devices: DeviceArgs,
+    /// Where what each container was given is recorded for poststop.
+    #[arg(long, default_value = "/run/virtpod-hook")]
+    state_dir: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Stage {
+    Precreate,
+    #[value(name = "createRuntime")]
+    CreateRuntime,
+    Prestart,
+    Poststop,
+}
+
+impl Hook {
+    pub fn exec(self) -> ExitCode {
+        virtpod::hook::log::init(self.log_level, &self.log);
+        let host = self.devices.host_paths(self.state_dir);
+        let mut input = Vec::new();
+        if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+            tracing::error!("virtpod hook: reading stdin: {e}");
+            return ExitCode::FAILURE;
+        }
+        let result = match self.stage {
+            Stage::Precreate => stage::precreate(&input, &host)
+                .and_then(|out| Ok(std::io::stdout().lock().write_all(&out)?)),
+            Stage::CreateRuntime => stage::create_runtime(&input, &host, "createRuntime"),
+            Stage::Prestart => stage::create_runtime(&input, &host, "prestart"),
+            Stage::Poststop => {
+                stage::poststop(&input, &host);
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("virtpod hook refused the container: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

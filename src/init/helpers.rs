@@ -1,0 +1,131 @@
+//! The libvirt work of init, done in processes init starts (`virtpod init-helper …`) rather
+//! than in PID 1: waiting for libvirt to answer, starting the guests of the last run, stopping
+//! the guests. Each one is a child like any service, so the reaper stays the only waiter, and a
+//! helper that hangs or crashes costs a helper, never PID 1. Their exit codes are the protocol.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tracing::{debug, error, info, warn};
+use virt::connect::Connect;
+
+use crate::libvirt::guests::{self, Policy};
+
+/// `stop-guests`: every guest stopped as the policy says and the record written.
+pub const GUESTS_CLEAN: i32 = 0;
+/// `stop-guests`: some guest had to be destroyed, or the record could not be written.
+pub const GUESTS_FORCED: i32 = 1;
+/// `stop-guests`: libvirt did not answer within the budget; nothing was done to the guests.
+pub const LIBVIRT_UNREACHABLE: i32 = 3;
+
+const RETRY: Duration = Duration::from_millis(50);
+
+fn connect() -> Result<Connect, virt::error::Error> {
+    Connect::open(Some(crate::libvirt::URI))
+}
+
+/// Connects, retrying until `deadline` (None: for ever).
+fn connect_by(deadline: Option<Instant>) -> Option<Connect> {
+    let mut last = String::new();
+    loop {
+        match connect() {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                let msg = e.to_string();
+                if msg != last {
+                    debug!(error = msg, "libvirt does not answer yet");
+                    last = msg;
+                }
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        std::thread::sleep(RETRY);
+    }
+}
+
+/// `ready`: returns once libvirt answers a real call (its version).
+pub fn wait_ready() -> i32 {
+    loop {
+        if let Some(mut conn) = connect_by(None) {
+            let answered = conn.get_lib_version().is_ok();
+            let _ = conn.close();
+            if answered {
+                return 0;
+            }
+        }
+        std::thread::sleep(RETRY);
+    }
+}
+
+static TERMINATE: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: nix::libc::c_int) {
+    TERMINATE.store(true, Ordering::SeqCst);
+}
+
+/// `boot-guests`: start the guests recorded at the last stop. SIGTERM (init stopping) lets the
+/// guest being started finish starting, then ends the step; the record keeps the others.
+pub fn boot_guests(record: &Path) -> i32 {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let action = SigAction::new(
+        SigHandler::Handler(on_term),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic.
+    let _ = unsafe { sigaction(Signal::SIGTERM, &action) };
+    let Some(conn) = connect_by(Some(Instant::now() + Duration::from_secs(60))) else {
+        error!("libvirt did not answer: the guests of the last run were not started (they stay recorded)");
+        return 1;
+    };
+    match guests::start_recorded(&conn, record, || TERMINATE.load(Ordering::SeqCst)) {
+        Ok(started) => {
+            if !started.is_empty() {
+                info!(guests = ?started, "guests of the last run started");
+            }
+            0
+        }
+        Err(e) => {
+            warn!("starting the guests of the last run: {e:#}");
+            1
+        }
+    }
+}
+
+/// `stop-guests`: within `policy.shutdown_timeout` from now, reach libvirt (init is bringing
+/// back any daemon that is down) and stop every guest as the policy says.
+pub fn stop_guests(record: &Path, policy: &Policy) -> i32 {
+    let start = Instant::now();
+    let Some(conn) = connect_by(Some(start + policy.shutdown_timeout)) else {
+        error!(
+            budget = ?policy.shutdown_timeout,
+            "libvirt did not answer in time: the guests could not be shut down cleanly (their record is kept)"
+        );
+        return LIBVIRT_UNREACHABLE;
+    };
+    let left = Policy {
+        shutdown_timeout: policy.shutdown_timeout.saturating_sub(start.elapsed()),
+        ..policy.clone()
+    };
+    match guests::stop_all(&conn, &left, record) {
+        Ok(report) => {
+            let mut code = GUESTS_CLEAN;
+            if !report.forced.is_empty() {
+                warn!(guests = ?report.forced, "guests that did not stop cleanly");
+                code = GUESTS_FORCED;
+            }
+            if report.record_error.is_some() {
+                code = GUESTS_FORCED;
+            }
+            code
+        }
+        Err(e) => {
+            error!("stopping guests: {e:#}");
+            GUESTS_FORCED
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Optional SASL on libvirt's sockets: SCRAM-SHA-256 with users from a credentials file (a
+//! podman secret, say), for hosts where socket permissions alone are too coarse. libvirt reads
+//! /etc/sasl2/libvirt.conf; the user database lives in /etc/libvirt (a volume) and is made anew
+//! from the file at every start, so a user removed from the file loses access.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+pub const SASL_CONF: &str = "/etc/sasl2/libvirt.conf";
+pub const SASL_DB: &str = "/etc/libvirt/passwd.db";
+
+/// `user:password` per line; blank lines and `#` comments ignored. Errors name the line, never
+/// the password.
+pub fn parse_credentials(text: &str, source: &Path) -> Result<Vec<(String, String)>> {
+    let mut users = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        match line.split_once(':') {
+            Some((user, pass))
+                if !user.is_empty()
+                    && !pass.is_empty()
+                    && user
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) =>
+            {
+                users.push((user.to_string(), pass.to_string()))
+            }
+            _ => bail!(
+                "VIRTPOD_SASL_CREDENTIALS={}: line {} is not USER:PASSWORD (user of letters, digits, . _ - @)",
+                source.display(),
+                n + 1
+            ),
+        }
+    }
+    if users.is_empty() {
+        bail!(
+            "VIRTPOD_SASL_CREDENTIALS={}: no USER:PASSWORD line, so nobody could connect",
+            source.display()
+        );
+    }
+    Ok(users)
+}
+
+pub fn sasl_conf() -> String {
+    format!(
+        "# Written by virtpod (VIRTPOD_SASL_CREDENTIALS) at every start.\nmech_list: scram-sha-256\nsasldb_path: {SASL_DB}\n"
+    )
+}
+
+/// Writes libvirt's SASL configuration and the user database. Runs in `virtpod prepare` (a
+/// child of init, never PID 1 itself), since saslpasswd2 is a program to run and wait for.
+pub fn configure(credentials: &Path) -> Result<usize> {
+    let text = std::fs::read_to_string(credentials).with_context(|| {
+        format!(
+            "VIRTPOD_SASL_CREDENTIALS={}: cannot read it (mount the file or podman secret there)",
+            credentials.display()
+        )
+    })?;
+    let users = parse_credentials(&text, credentials)?;
+    std::fs::create_dir_all("/etc/sasl2").context("creating /etc/sasl2")?;
+    std::fs::write(SASL_CONF, sasl_conf()).with_context(|| format!("writing {SASL_CONF}"))?;
+    match std::fs::remove_file(SASL_DB) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing the old {SASL_DB}")),
+    }
+    for (user, pass) in &users {
+        let mut child = Command::new("saslpasswd2")
+            .args(["-f", SASL_DB, "-a", "libvirt", "-p", "-c", user])
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("running saslpasswd2 (package sasl2-bin)")?;
+        child
+            .stdin
+            .take()
+            .context("saslpasswd2's stdin")?
+            .write_all(pass.as_bytes())
+            .context("giving saslpasswd2 the password")?;
+        let status = child.wait().context("waiting for saslpasswd2")?;
+        if !status.success() {
+            bail!("saslpasswd2 failed for user {user:?} ({status})");
+        }
+    }
+    Ok(users.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_file() {
+        let p = Path::new("/run/secrets/sasl");
+        let users = parse_credentials("# admins\nalice:s3cr:et\n\nbob@x:pw\n", p).unwrap();
+        assert_eq!(
+            users,
+            vec![
+                ("alice".to_string(), "s3cr:et".to_string()),
+                ("bob@x".to_string(), "pw".to_string())
+            ]
+        );
+        let e = parse_credentials("alice:ok\nnopassword\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("/run/secrets/sasl"),
+            "{e}"
+        );
+        let e = parse_credentials("al ice:secretword\n", p)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secretword"), "never echo a password: {e}");
+        assert!(parse_credentials("# none\n", p).is_err());
+    }
+}

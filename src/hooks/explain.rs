@@ -51,17 +51,11 @@ pub fn explain(
     Ok(stages)
 }
 
-/// The annotations `podman run` adds to every container (podman 4.3, no --rm, -t, --init,
-/// --privileged or -P); hooks see them beside the user's.
+/// The annotations a plain `podman run` on Debian 12 (podman 4.3) gives a container whose command
+/// is not an init; hooks see them beside the user's. [`PodmanRun`](super::podman::PodmanRun)
+/// models other versions and options, and which of the user's annotations podman replaces.
 pub fn podman_default_annotations() -> BTreeMap<String, String> {
-    [
-        ("io.kubernetes.cri-o.TTY", "false"),
-        ("io.podman.annotations.autoremove", "FALSE"),
-        ("io.podman.annotations.init", "FALSE"),
-        ("io.podman.annotations.privileged", "FALSE"),
-        ("io.podman.annotations.publish-all", "FALSE"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    super::podman::PodmanRun::default()
+        .annotations("sh", &BTreeMap::new())
+        .unwrap_or_default()
 }

@@ -1,11 +1,12 @@
 //! The oci-hooks(5) configuration format, read the way podman reads it: `schema` parses both
 //! schemas, `validate` applies the load-time rules, `when` decides whether a hook applies,
-//! `dirs` reads directories with masking, `explain` answers which hooks run, and `check` reports
-//! on files for people.
+//! `dirs` reads directories with masking, `podman` models what podman itself adds to a container
+//! before matching, `explain` answers which hooks run, and `check` reports on files for people.
 
 pub mod check;
 pub mod dirs;
 pub mod explain;
+pub mod podman;
 pub mod schema;
 pub mod validate;
 pub mod when;

@@ -2,10 +2,16 @@
 //! files, both schemas, masking, ordering, each `when` condition), podman runs a container with
 //! `--hooks-dir` set to the case's directories, each hook records that it ran, and the record
 //! must be what `explain` predicted: same hooks, same order per stage, same refusals.
+//!
+//! Cases with `podman run` options (`--rm`, `--init`, …) are predicted from virtpod's model of
+//! what podman adds to a container (`hooks::podman::PodmanRun`, for the podman installed), whose
+//! annotations and `process.args[0]` are handed to `explain` as `--annotation`/`--command`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use virtpod::hooks::podman::{installed_version, PodmanRun, Systemd};
 
 use crate::harness::*;
 
@@ -32,6 +38,19 @@ struct Case {
     bind_mount: bool,
     /// The last directory is passed to both but not created.
     missing_last_dir: bool,
+    /// Extra `podman run` options (`@ROOT@` becomes the case's temporary directory) and the
+    /// same options for the model; `None` leaves the prediction to explain's defaults.
+    podman: Option<(Vec<&'static str>, PodmanRun)>,
+    /// Something the container refers to, made for the case and removed after it.
+    needs: Option<Needs>,
+}
+
+#[derive(Clone, Copy)]
+enum Needs {
+    /// A container to take volumes from (`--volumes-from`).
+    VolumesFrom,
+    /// A pod without infra container to join (`--pod`).
+    Pod,
 }
 
 fn v1(when: &str, stages: &str) -> String {
@@ -58,6 +77,8 @@ fn case(name: &'static str, files: Vec<(usize, &'static str, String)>) -> Case {
         command: "true",
         bind_mount: false,
         missing_last_dir: false,
+        podman: None,
+        needs: None,
     }
 }
 
@@ -82,7 +103,35 @@ impl Case {
         self.dirs = n;
         self
     }
+    /// Run with these podman options, predicted by the model of them.
+    fn podman(mut self, opts: &[&'static str], run: PodmanRun) -> Case {
+        self.podman = Some((opts.to_vec(), run));
+        self
+    }
+    /// A plain `podman run`, predicted by the model (not by explain's defaults).
+    fn plain(self) -> Case {
+        self.podman(&[], PodmanRun::default())
+    }
+    fn needs(mut self, n: Needs) -> Case {
+        self.needs = Some(n);
+        self.podman
+            .get_or_insert_with(|| (vec![], PodmanRun::default()));
+        self
+    }
 }
+
+/// A hook that runs at precreate when the container has an annotation matching KEY: VALUE
+/// (both regexes, JSON-escaped).
+fn when_annotation(key: &str, value: &str) -> String {
+    v1(
+        &format!(r#"{{"annotations":{{"{key}":"{value}"}}}}"#),
+        r#"["precreate"]"#,
+    )
+}
+
+/// podman's init for `--init`: this machine has no catatonit, and any program that accepts
+/// `-- true` and exits 0 will do, as the hooks are what is recorded.
+const INIT_PATH: &str = "/usr/bin/true";
 
 fn corpus() -> Vec<Case> {
     let pre = r#"["precreate"]"#;
@@ -144,6 +193,44 @@ fn corpus() -> Vec<Case> {
         case("legacy-any-of", vec![(0, "a.json", legacy(r#""stages":["precreate"],"cmd":["^sh$"],"hasbindmounts":true"#))]).bind(),
         case("legacy-explicit-version", vec![(0, "a.json", legacy(r#""version":"0.1.0","stages":["precreate"],"cmds":["true"]"#))]),
         case("env-and-timeout", vec![(0, "a.json", r#"{"version":"1.0.0","hook":{"path":"@REC@","args":["rec","@ID@","@LOG@"],"env":["A=1"],"timeout":10},"when":{"always":true},"stages":["precreate","poststop"]}"#.into())]),
+        // podman's own annotations. Present in every container: the container manager and the
+        // stop signal (all versions), the TTY flag, creation time and FALSE for --rm, --init,
+        // --privileged and -P (before 4.4).
+        case("podman-manager", vec![(0, "a.json", when_annotation(r"^io\\.container\\.manager$", "^libpod$"))]),
+        case("podman-stop-signal", vec![(0, "a.json", when_annotation(r"^org\\.opencontainers\\.image\\.stopSignal$", "^15$"))]),
+        case("podman-legacy-value", vec![(0, "a.json", legacy(r#""stages":["precreate"],"annotations":["^libpod$"]"#))]),
+        case("podman-created", vec![(0, "a.json", when_annotation(r"^io\\.kubernetes\\.cri-o\\.Created$", "^[0-9]{4}-[0-9]{2}-[0-9]{2}T"))]).plain(),
+        case("podman-tty-false", vec![(0, "a.json", when_annotation(r"^io\\.kubernetes\\.cri-o\\.TTY$", "^false$"))]).plain(),
+        case("podman-false-flags", vec![(0, "a.json", v1(r#"{"annotations":{"privileged$":"^FALSE$","init$":"^FALSE$","publish-all$":"^FALSE$","autoremove$":"^FALSE$"}}"#, pre))]).plain(),
+        case("podman-no-rm", vec![(0, "a.json", when_annotation("autoremove$", "^TRUE$"))]).plain(),
+        // ... and those that options add or change.
+        case("podman-rm", vec![(0, "a.json", when_annotation("autoremove$", "^TRUE$"))]).podman(&["--rm"], PodmanRun { rm: true, ..Default::default() }),
+        case("podman-init", vec![(0, "a.json", when_annotation(r"^io\\.podman\\.annotations\\.init$", "^TRUE$"))]).podman(&["--init", "--init-path", INIT_PATH], PodmanRun { init: true, ..Default::default() }),
+        case("podman-init-command", vec![(0, "a.json", v1(r#"{"commands":["^/run/podman-init$"]}"#, pre)), (0, "b.json", v1(r#"{"commands":["^true$"]}"#, pre))]).podman(&["--init", "--init-path", INIT_PATH], PodmanRun { init: true, ..Default::default() }),
+        case("podman-privileged", vec![(0, "a.json", when_annotation("privileged$", "^TRUE$"))]).podman(&["--privileged"], PodmanRun { privileged: true, ..Default::default() }),
+        case("podman-publish-all", vec![(0, "a.json", when_annotation("publish-all$", "^TRUE$"))]).podman(&["-P"], PodmanRun { publish_all: true, ..Default::default() }),
+        case("podman-tty", vec![(0, "a.json", when_annotation(r"cri-o\\.TTY$", "^true$"))]).podman(&["-t"], PodmanRun { tty: true, ..Default::default() }),
+        case("podman-all-flags", vec![(0, "a.json", v1(r#"{"annotations":{"privileged$":"^TRUE$","init$":"^TRUE$","publish-all$":"^TRUE$","autoremove$":"^TRUE$"}}"#, pre))]).podman(&["--rm", "--init", "--init-path", INIT_PATH, "--privileged", "-P"], PodmanRun { rm: true, init: true, privileged: true, publish_all: true, ..Default::default() }),
+        case("podman-stop-signal-option", vec![(0, "a.json", when_annotation("stopSignal$", "^9$"))]).podman(&["--stop-signal", "SIGKILL"], PodmanRun { stop_signal: Some(9), ..Default::default() }),
+        case("podman-systemd-always", vec![(0, "a.json", when_annotation("stopSignal$", "^37$"))]).podman(&["--systemd=always"], PodmanRun { systemd: Systemd::Always, ..Default::default() }),
+        case("podman-security-opts", vec![
+            (0, "a.json", when_annotation(r"^io\\.podman\\.annotations\\.seccomp$", "^unconfined$")),
+            (0, "b.json", when_annotation(r"^io\\.podman\\.annotations\\.label$", "^disable$")),
+            (0, "c.json", when_annotation(r"^io\\.podman\\.annotations\\.apparmor$", "^unconfined$")),
+        ]).podman(&["--security-opt", "seccomp=unconfined", "--security-opt", "label=disable", "--security-opt", "apparmor=unconfined"], PodmanRun { security_opts: vec!["seccomp=unconfined".into(), "label=disable".into(), "apparmor=unconfined".into()], ..Default::default() }),
+        case("podman-cidfile", vec![(0, "a.json", when_annotation("cid-file$", "/cid$"))]).podman(&["--cidfile", "@ROOT@/cid"], PodmanRun { cidfile: Some("@ROOT@/cid".into()), ..Default::default() }),
+        case("podman-keep-groups", vec![(0, "a.json", when_annotation(r"^run\\.oci\\.keep_original_groups$", "^1$"))]).podman(&["--group-add", "keep-groups"], PodmanRun { keep_groups: true, ..Default::default() }),
+        case("podman-volumes-from", vec![(0, "a.json", when_annotation("volumes-from$", "^vp-hooks-src-"))]).needs(Needs::VolumesFrom),
+        case("podman-pod", vec![(0, "a.json", when_annotation(r"cri-o\\.SandboxID$", "^[0-9a-f]{64}$")), (0, "b.json", when_annotation(r"cri-o\\.ContainerType$", "^container$"))]).needs(Needs::Pod),
+        // Annotations only later podman versions add.
+        case("podman-userns", vec![(0, "a.json", when_annotation(r"annotations\\.userns$", "."))]).podman(&["--userns=host"], PodmanRun { userns: Some("host".into()), ..Default::default() }),
+        case("podman-stop-timeout", vec![(0, "a.json", when_annotation("TimeoutStopUSec$", "3000000$")), (0, "b.json", when_annotation("KillSignal$", "^15$"))]).podman(&["--stop-timeout", "3"], PodmanRun { stop_timeout: 3, ..Default::default() }),
+        // The user's annotation against podman's of the same key.
+        case("podman-replaces-user-init", vec![(0, "a.json", when_annotation(r"^io\\.podman\\.annotations\\.init$", "^TRUE$"))]).annotate(&[("io.podman.annotations.init", "TRUE")]).plain(),
+        case("podman-replaces-user-stop-signal", vec![(0, "a.json", when_annotation("stopSignal$", "^9$"))]).annotate(&[("org.opencontainers.image.stopSignal", "9")]).plain(),
+        case("podman-keeps-user-manager", vec![(0, "a.json", when_annotation(r"^io\\.container\\.manager$", "^libpod$")), (0, "b.json", when_annotation(r"^io\\.container\\.manager$", "^foo$"))]).annotate(&[("io.container.manager", "foo")]).plain(),
+        case("podman-keeps-user-tty", vec![(0, "a.json", when_annotation(r"cri-o\\.TTY$", "^maybe$"))]).annotate(&[("io.kubernetes.cri-o.TTY", "maybe")]).plain(),
+        case("podman-option-beats-user", vec![(0, "a.json", when_annotation("seccomp$", "^unconfined$"))]).annotate(&[("io.podman.annotations.seccomp", "x")]).podman(&["--security-opt", "seccomp=unconfined"], PodmanRun { security_opts: vec!["seccomp=unconfined".into()], ..Default::default() }),
         // Invalid files: podman refuses every container.
         case("invalid-json", vec![(0, "a.json", "{".into())]),
         case("invalid-version", vec![(0, "a.json", r#"{"version":"2.0.0","hook":{"path":"@REC@"},"when":{"always":true},"stages":["precreate"]}"#.into())]),
@@ -228,18 +315,116 @@ fn compare(c: &Case, rec: &Path) -> Result<(), String> {
         std::fs::write(dirs[*i].join(name), text).unwrap();
     }
 
+    let at_root = |s: &str| s.replace("@ROOT@", root.path().to_str().unwrap());
+    let mut opts: Vec<String> = Vec::new();
+    let mut model = c.podman.as_ref().map(|(o, run)| {
+        opts.extend(o.iter().map(|s| at_root(s)));
+        let mut run = run.clone();
+        run.version = installed_version().expect("podman --version");
+        run.cidfile = run.cidfile.as_deref().map(at_root);
+        run
+    });
+    // What the container refers to: made now, removed after the run.
+    let mut cleanup: Vec<Vec<String>> = Vec::new();
+    match (c.needs, model.as_mut()) {
+        (Some(Needs::VolumesFrom), Some(run)) => {
+            let src = unique("hooks-src");
+            podman_ok(&[
+                "create",
+                "--name",
+                &src,
+                "--network",
+                "none",
+                BASE_IMAGE,
+                "true",
+            ]);
+            opts.extend(["--volumes-from".into(), src.clone()]);
+            run.volumes_from.push(src.clone());
+            cleanup.push(vec!["rm".into(), "-f".into(), src]);
+        }
+        (Some(Needs::Pod), Some(run)) => {
+            let pod = unique("hooks-pod");
+            let id = podman_ok(&["pod", "create", "--infra=false", "--name", &pod]);
+            opts.extend(["--pod".into(), pod.clone()]);
+            run.pod_sandbox_id = Some(id.trim().to_string());
+            cleanup.push(vec!["pod".into(), "rm".into(), "-f".into(), pod]);
+        }
+        _ => {}
+    }
+
     let mut explain = Command::new(env!("CARGO_BIN_EXE_virtpod"));
-    explain.args(["hooks", "explain", "--json", "--command", c.command]);
+    explain.args(["hooks", "explain", "--json"]);
     for d in &dirs {
         explain.arg("--hooks-dir").arg(d);
     }
-    for (k, v) in &c.annotations {
-        explain.arg("--annotation").arg(format!("{k}={v}"));
+    match &model {
+        None => {
+            explain.args(["--command", c.command]);
+            for (k, v) in &c.annotations {
+                explain.arg("--annotation").arg(format!("{k}={v}"));
+            }
+        }
+        Some(run) => {
+            let user: BTreeMap<String, String> = c
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let container = run
+                .container(c.command, &user, c.bind_mount)
+                .map_err(|e| format!("the model refuses the options: {e}"))?;
+            explain.arg("--no-default-annotations");
+            explain.arg("--command").arg(container.command.unwrap());
+            for (k, v) in &container.annotations {
+                explain.arg("--annotation").arg(format!("{k}={v}"));
+            }
+        }
     }
     if c.bind_mount {
         explain.arg("--has-bind-mounts");
     }
     let explained = explain.output().unwrap();
+    // A user gives explain the same options as `podman run` (less --init-path, with the pod's
+    // id): the answer must be the model's.
+    if model.is_some() {
+        let mut cli = Command::new(env!("CARGO_BIN_EXE_virtpod"));
+        cli.args(["hooks", "explain", "--json", "--command", c.command]);
+        for d in &dirs {
+            cli.arg("--hooks-dir").arg(d);
+        }
+        for (k, v) in &c.annotations {
+            cli.arg("--annotation").arg(format!("{k}={v}"));
+        }
+        if c.bind_mount {
+            cli.arg("--has-bind-mounts");
+        }
+        let mut it = opts.iter();
+        while let Some(o) = it.next() {
+            match o.as_str() {
+                "--init-path" => {
+                    it.next();
+                }
+                "--pod" => {
+                    it.next();
+                    let id = model.as_ref().and_then(|r| r.pod_sandbox_id.clone());
+                    cli.arg("--pod").arg(id.unwrap());
+                }
+                _ => {
+                    cli.arg(o);
+                }
+            }
+        }
+        let by_flags = cli.output().unwrap();
+        if (by_flags.status.success(), &by_flags.stdout)
+            != (explained.status.success(), &explained.stdout)
+        {
+            return Err(format!(
+                "explain with podman's flags {opts:?} said {}, the model {}",
+                text(&by_flags),
+                text(&explained)
+            ));
+        }
+    }
 
     let name = unique("hooks");
     let mut args: Vec<String> = Vec::new();
@@ -254,6 +439,7 @@ fn compare(c: &Case, rec: &Path) -> Result<(), String> {
         "--network".into(),
         "none".into(),
     ]);
+    args.extend(opts);
     for (k, v) in &c.annotations {
         args.push("--annotation".into());
         args.push(format!("{k}={v}"));
@@ -267,6 +453,10 @@ fn compare(c: &Case, rec: &Path) -> Result<(), String> {
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let ran = podman(&argv);
     podman(&["rm", "-f", "-v", "-t", "0", &name]);
+    for cmd in &cleanup {
+        let argv: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        podman(&argv);
+    }
 
     match (explained.status.success(), ran.status.success()) {
         (true, true) => {

@@ -179,6 +179,17 @@ pub fn prepare_only(catalog_dir: &Path) -> Result<()> {
     prepare_container(&catalog, &order, &settings)
 }
 
+/// `virtpod prepare --socket rw=PATH|ro=PATH`: the socket settings applied to sockets systemd
+/// made (the systemd variant's libvirtd.socket and libvirtd-ro.socket run it after binding).
+pub fn socket_access_only(sockets: &[(bool, PathBuf)]) -> Result<()> {
+    let env = service_env(std::env::vars(), &[]);
+    let settings = Settings::from_env(&env)?;
+    for (read_only, path) in sockets {
+        prepare::socket_access(path, *read_only, &settings.socket)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,15 +218,4 @@ mod tests {
             "not even through setenv"
         );
     }
-}
-
-/// `virtpod prepare --socket rw=PATH|ro=PATH`: the socket settings applied to sockets systemd
-/// made (the systemd variant's libvirtd.socket and libvirtd-ro.socket run it after binding).
-pub fn socket_access_only(sockets: &[(bool, PathBuf)]) -> Result<()> {
-    let env = service_env(std::env::vars(), &[]);
-    let settings = Settings::from_env(&env)?;
-    for (read_only, path) in sockets {
-        prepare::socket_access(path, *read_only, &settings.socket)?;
-    }
-    Ok(())
 }

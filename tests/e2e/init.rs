@@ -367,3 +367,43 @@ fn ready_notification_arrives_only_after_libvirt_answers() {
         "READY=1 sent although libvirt cannot answer"
     );
 }
+
+#[test]
+fn a_bind_mounted_conf_file_is_used_as_it_is_and_a_read_only_run_dir_is_named() {
+    require_prepared();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("libvirtd.conf");
+    let mine = "# my own libvirtd.conf\nunix_sock_rw_perms = \"0700\"\nauth_unix_rw = \"none\"\nlog_outputs = \"3:stderr\"\n";
+    std::fs::write(&conf, mine).unwrap();
+    let mount = format!("{}:/etc/libvirt/libvirtd.conf", conf.display());
+    let vols = Volumes::new("bindconf");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["-v", &mount],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        mine,
+        "virtpod changed the user's file"
+    );
+    let logs = app.logs();
+    assert!(
+        logs.contains("used as it is") && logs.contains("unix_sock_ro_perms"),
+        "{logs}"
+    );
+    drop(app);
+
+    let run = tempfile::tempdir().unwrap();
+    let ro = format!("{}:/run/libvirt:ro", run.path().display());
+    let out = podman(&["run", "--rm", "--no-healthcheck", "-v", &ro, IMAGE]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("/run/libvirt is read-only") && text(&out).contains("without `:ro`"),
+        "{}",
+        text(&out)
+    );
+}

@@ -241,6 +241,7 @@ fn systemd_arguments_setenv_mask_and_errors() {
             init_args: &[
                 "systemd.setenv=VIRTPOD_TEST=41",
                 "systemd.setenv=VIRTPOD_TEST=42",
+                "systemd.setenv=NOTIFY_SOCKET=/run/elsewhere.sock",
                 "systemd.mask=virtlockd",
             ],
             ..Opts::default()
@@ -250,6 +251,9 @@ fn systemd_arguments_setenv_mask_and_errors() {
     let daemon = app.pid_of("libvirtd").unwrap();
     let environ = app.exec_ok(&format!("tr '\\0' '\\n' < /proc/{daemon}/environ"));
     assert!(environ.lines().any(|l| l == "VIRTPOD_TEST=42"), "{environ}");
+    // The notify socket is init's own, even when systemd.setenv= names one.
+    assert!(!environ.contains("NOTIFY_SOCKET"), "{environ}");
+    assert!(app.logs().contains("systemd.setenv=NOTIFY_SOCKET=… ignored"));
     assert_eq!(
         app.pid_of("virtlockd"),
         None,

@@ -415,26 +415,21 @@ impl Supervisor {
             "--record".to_string(),
             self.cfg.guest_record.display().to_string(),
         ];
-        let name = format!("virtpod-{}", helper.arg());
-        match spawn(
-            Spawn {
-                name: &name,
-                argv: &argv,
-                env: &self.cfg.env,
-                notify_fd: None,
-                tail: None,
-            },
-            &self.tx,
-        ) {
-            Ok(pid) => {
-                self.helpers.insert(pid, helper);
-                Some(pid)
-            }
-            Err(e) => {
-                error!("{e}");
-                None
-            }
-        }
+        let pid = self.spawn_child(&format!("virtpod-{}", helper.arg()), &argv)?;
+        self.helpers.insert(pid, helper);
+        Some(pid)
+    }
+
+    /// A child that is not a service (a helper, a finish action): no readiness, no tail.
+    fn spawn_child(&self, name: &str, argv: &[String]) -> Option<i32> {
+        let child = Spawn {
+            name,
+            argv,
+            env: &self.cfg.env,
+            notify_fd: None,
+            tail: None,
+        };
+        spawn(child, &self.tx).map_err(|e| error!("{e}")).ok()
     }
 
     fn helper_pid(&self, helper: Helper) -> Option<i32> {
@@ -454,20 +449,8 @@ impl Supervisor {
         argv.push(exit.code.map_or("256".into(), |c| c.to_string()));
         argv.push(exit.signal.unwrap_or(0).to_string());
         let name = format!("{}-finish", svc.name);
-        match spawn(
-            Spawn {
-                name: &name,
-                argv: &argv,
-                env: &self.cfg.env,
-                notify_fd: None,
-                tail: None,
-            },
-            &self.tx,
-        ) {
-            Ok(pid) => {
-                self.finishers.insert(pid, name);
-            }
-            Err(e) => warn!("{e}"),
+        if let Some(pid) = self.spawn_child(&name, &argv) {
+            self.finishers.insert(pid, name);
         }
     }
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use virtpod::hook::{request, stage, HostPaths};
+use virtpod::hook::{log, request, stage, HostPaths};
 
 fuzz_target!(|data: &[u8]| {
     // Reads the real /dev and /sys (read-only); records go nowhere (/proc cannot hold them).
@@ -21,6 +21,13 @@ fuzz_target!(|data: &[u8]| {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (format!("io.virtpod.device.{k}"), v.to_string()))
             .collect();
-        let _ = request::parse(pairs.iter().map(|(k, v)| (k, v)));
+        // Any error echoes a clipped annotation: one short line.
+        if let Err(e) = request::parse(pairs.iter().map(|(k, v)| (k, v))) {
+            assert!(e.to_string().len() < 20 * log::CLIP, "{e}");
+        }
+        // As logged: no control character (no newline: no second line) survives escaping.
+        let shown = log::Escape(text).to_string();
+        assert!(!shown.contains(|c: char| c.is_control()), "{shown:?}");
+        assert!(log::clip(text).len() <= log::CLIP + 32);
     }
 });

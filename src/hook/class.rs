@@ -202,6 +202,19 @@ impl Class {
             .find(|rel| self.entry_for(rel).is_some())
     }
 
+    /// Whether a selected name belongs to the class: `rel_for(name).is_some()`, without an
+    /// allocation per name (`scratch` is reused), for lists of any length.
+    pub fn selects(&self, name: &str, scratch: &mut String) -> bool {
+        self.entry_for(name).is_some()
+            || self.nodes.iter().filter(|n| !n.dir.is_empty()).any(|n| {
+                scratch.clear();
+                scratch.push_str(n.dir);
+                scratch.push('/');
+                scratch.push_str(name);
+                self.entry_for(scratch).is_some()
+            })
+    }
+
     /// Example names for error messages ("ttyUSB0", "snd/…").
     pub fn example(&self) -> String {
         match self.nodes.first() {
@@ -242,5 +255,24 @@ mod tests {
         );
         assert_eq!(dri.entry_for("dri/card0").unwrap().group, Some("video"));
         assert!(find("ttys").unwrap().entry_for("tty8").is_none());
+        let mut scratch = String::new();
+        for class in CLASSES {
+            for name in [
+                "kvm",
+                "ttyUSB0",
+                "controlC0",
+                "snd/controlC0",
+                "001/002",
+                "card0",
+                "x",
+            ] {
+                assert_eq!(
+                    class.selects(name, &mut scratch),
+                    class.rel_for(name).is_some(),
+                    "{} {name}",
+                    class.name
+                );
+            }
+        }
     }
 }

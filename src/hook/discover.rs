@@ -1,6 +1,7 @@
 //! Requests → device nodes that exist on this host. Every path is checked here: only character
 //! or block devices, reached without leaving the device root, ever come out.
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub class: &'static str,
-    /// Path relative to the device root ("kvm", "net/tun"); in the container it is /dev/<rel>.
+    /// Path relative to the device root ("kvm", "net/tun"); in the container it is `/dev/<rel>`.
     pub rel: String,
     /// The node on the host (after resolving a symlink that stays inside the device root).
     pub host: PathBuf,
@@ -121,9 +122,14 @@ pub fn resolve(req: &Request, host: &HostPaths) -> Result<Found, Refused> {
             }
         }
         Selection::Names(names) => {
+            // Names are distinct, but two can mean one node (controlC0, snd/controlC0): each
+            // node is looked at once, and sysfs is listed once for all the usb ids.
+            let mut seen = HashSet::new();
+            let mut usb: Option<HashMap<String, Vec<String>>> = None;
             for name in names {
                 let rels = if req.class.name == "usb" && is_usb_id(name) {
-                    usb_by_id(&host.sys, name).map_err(refuse)?
+                    let by_id = usb.get_or_insert_with(|| usb_devices(&host.sys));
+                    usb_by_id(by_id, &host.sys, name).map_err(refuse)?
                 } else {
                     vec![req.class.rel_for(name).ok_or_else(|| {
                         refuse(format!(
@@ -134,6 +140,9 @@ pub fn resolve(req: &Request, host: &HostPaths) -> Result<Found, Refused> {
                     })?]
                 };
                 for rel in rels {
+                    if !seen.insert(rel.clone()) {
+                        continue;
+                    }
                     let entry = req.class.entry_for(&rel).expect("checked above");
                     let n = node(&host.dev, &root, &rel, req.class, entry).map_err(|why| {
                         refuse(format!("{}: {why}", host.dev.join(&rel).display()))
@@ -285,35 +294,48 @@ fn node(
     })
 }
 
-/// /dev/bus/usb/BBB/DDD of every USB device with this vendor:product, found through sysfs.
-fn usb_by_id(sys: &Path, id: &str) -> Result<Vec<String>, String> {
-    let (vendor, product) = id.split_once(':').expect("checked by the request parser");
+/// Every USB device in sysfs, by "vendor:product" (lowercase hex) → its /dev/bus/usb/BBB/DDD
+/// names, sorted.
+fn usb_devices(sys: &Path) -> HashMap<String, Vec<String>> {
     let devices = sys.join("bus/usb/devices");
     let read = |d: &Path, f: &str| fs::read_to_string(d.join(f)).map(|s| s.trim().to_string());
-    let mut out = Vec::new();
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for name in list(&devices) {
         let d = devices.join(&name);
-        let (Ok(v), Ok(p)) = (read(&d, "idVendor"), read(&d, "idProduct")) else {
+        let (Ok(v), Ok(p), Ok(bus), Ok(dev)) = (
+            read(&d, "idVendor"),
+            read(&d, "idProduct"),
+            read(&d, "busnum"),
+            read(&d, "devnum"),
+        ) else {
             continue;
         };
-        if v.eq_ignore_ascii_case(vendor) && p.eq_ignore_ascii_case(product) {
-            let (Ok(bus), Ok(dev)) = (read(&d, "busnum"), read(&d, "devnum")) else {
-                continue;
-            };
-            let (Ok(bus), Ok(dev)) = (bus.parse::<u32>(), dev.parse::<u32>()) else {
-                continue;
-            };
-            out.push(format!("bus/usb/{bus:03}/{dev:03}"));
-        }
+        let (Ok(bus), Ok(dev)) = (bus.parse::<u32>(), dev.parse::<u32>()) else {
+            continue;
+        };
+        out.entry(format!("{v}:{p}").to_ascii_lowercase())
+            .or_default()
+            .push(format!("bus/usb/{bus:03}/{dev:03}"));
     }
-    out.sort();
-    if out.is_empty() {
-        return Err(format!(
+    for rels in out.values_mut() {
+        rels.sort();
+    }
+    out
+}
+
+/// The nodes of the USB devices with this vendor:product, or why there are none.
+fn usb_by_id(
+    by_id: &HashMap<String, Vec<String>>,
+    sys: &Path,
+    id: &str,
+) -> Result<Vec<String>, String> {
+    match by_id.get(&id.to_ascii_lowercase()) {
+        Some(rels) => Ok(rels.clone()),
+        None => Err(format!(
             "no USB device {id} on this host (see lsusb, or {})",
-            devices.display()
-        ));
+            sys.join("bus/usb/devices").display()
+        )),
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -419,11 +441,12 @@ mod tests {
         ] {
             fs::write(d.join(f), v).unwrap();
         }
+        let by_id = usb_devices(&h.sys);
         assert_eq!(
-            usb_by_id(&h.sys, "1D6B:0002").unwrap(),
+            usb_by_id(&by_id, &h.sys, "1D6B:0002").unwrap(),
             vec!["bus/usb/001/004"]
         );
-        assert!(usb_by_id(&h.sys, "1234:5678")
+        assert!(usb_by_id(&by_id, &h.sys, "1234:5678")
             .unwrap_err()
             .contains("no USB device 1234:5678"));
     }

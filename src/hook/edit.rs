@@ -6,6 +6,7 @@ use oci_spec::runtime::{
     LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceType, Mount, MountBuilder,
 };
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
 use super::discover::{BindMount, Kind};
 use super::plan::{Grant, Mode, Plan};
@@ -17,19 +18,21 @@ pub fn has_user_namespace(config: &Value) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n["type"] == "user"))
 }
 
-pub fn annotations(config: &Value) -> Vec<(String, String)> {
+/// The config's string annotations, borrowed: they can be megabytes.
+pub fn annotations(config: &Value) -> impl Iterator<Item = (&String, &String)> {
     config["annotations"]
         .as_object()
-        .map(|o| {
-            o.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
+        .into_iter()
+        .flat_map(|o| o.iter())
+        .filter_map(|(k, v)| match v {
+            Value::String(s) => Some((k, s)),
+            _ => None,
         })
-        .unwrap_or_default()
 }
 
-/// Device paths the config already has (the user's own --device wins over ours).
-pub fn existing_devices(config: &Value) -> Vec<String> {
+/// Device paths the config already has (the user's own --device wins over ours). A set: the
+/// config can hold any number of them, and each of ours is looked up.
+pub fn existing_devices(config: &Value) -> HashSet<String> {
     config["linux"]["devices"]
         .as_array()
         .map(|d| {
@@ -40,7 +43,7 @@ pub fn existing_devices(config: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn existing_mounts(config: &Value) -> Vec<String> {
+fn existing_mounts(config: &Value) -> HashSet<String> {
     config["mounts"]
         .as_array()
         .map(|d| {

@@ -3,9 +3,10 @@
 //!
 //! The pieces, from data to I/O: [`class`] is the catalog of device classes, [`request`] turns
 //! annotations into requests, [`discover`] finds the matching nodes on the host (and refuses
-//! anything that is not a device under /dev), [`groups`] reads the image's /etc/group, [`plan`]
-//! decides what the container gets, [`edit`] writes that into the OCI config, and [`stage`]
-//! runs one hook stage end to end. [`install`] puts our hook definitions where podman reads them.
+//! anything that is not a device under /dev), [`groups`] reads the image's /etc/group (bounded,
+//! no link followed), [`plan`] decides what the container gets, [`edit`] writes that into the
+//! OCI config, and [`stage`] runs one hook stage end to end. [`log`] escapes what it writes.
+//! [`install`] puts our hook definitions where podman reads them.
 
 pub mod class;
 pub mod discover;

@@ -1,7 +1,7 @@
 //! What the container gets: device nodes with the image's group (rootful), or bind mounts of
 //! the host's nodes the invoking user may open (user namespace). Pure, given what was found.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::discover::{BindMount, Found, Node};
@@ -52,10 +52,12 @@ pub fn plan(
             ));
         }
     }
+    // A node two classes cover (or one found twice) is decided once, and said once.
+    let mut seen = HashSet::new();
     for f in found {
         p.warnings.extend(f.warnings);
         for node in f.nodes {
-            if p.grants.iter().any(|g| g.node.rel == node.rel) {
+            if !seen.insert(node.rel.clone()) {
                 continue;
             }
             let path = node.container_path();

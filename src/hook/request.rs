@@ -1,8 +1,10 @@
 //! Annotations → device requests. Pure: no I/O, so every malformed input is a unit test.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
 
 use super::class::{self, Class};
+use super::log;
 
 /// Our vocabulary and QM's device-manager vocabulary, accepted alike.
 pub const PREFIXES: [&str; 2] = ["io.virtpod.device.", "org.containers.qm.device."];
@@ -39,6 +41,10 @@ pub enum RequestError {
     },
 }
 
+/// The most names one annotation may select. A host has nowhere near this many devices of one
+/// class, and the bound keeps the work on a crafted list small whatever its length.
+pub const MAX_NAMES: usize = 4096;
+
 /// Does this annotation key belong to us (either vocabulary)?
 pub fn is_device_annotation(key: &str) -> bool {
     PREFIXES.iter().any(|p| key.starts_with(p))
@@ -46,6 +52,9 @@ pub fn is_device_annotation(key: &str) -> bool {
 
 /// The requests in a container's annotations, in class order; `false` requests nothing.
 /// The first malformed annotation (in key order) is the error.
+///
+/// Linear in the size of the annotations: a config is user input, and podman kills a hook that
+/// runs past its timeout, so no list is ever compared against another element by element.
 pub fn parse<'a>(
     annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
 ) -> Result<Vec<Request>, RequestError> {
@@ -53,34 +62,37 @@ pub fn parse<'a>(
         .into_iter()
         .filter(|(k, _)| is_device_annotation(k))
         .collect();
-    let mut requests: Vec<Request> = Vec::new();
+    // At most one request per class, whichever vocabularies ask for it.
+    let mut requests: Vec<Option<Request>> = class::CLASSES.iter().map(|_| None).collect();
     for (key, value) in ours {
         let name = PREFIXES
             .iter()
             .find_map(|p| key.strip_prefix(p))
             .unwrap_or_default();
-        let annotation = format!("{key}={value}");
-        let Some(class) = class::find(name) else {
+        let annotation = log::clip(&format!("{key}={value}")).into_owned();
+        let Some(index) = class::CLASSES.iter().position(|c| c.name == name) else {
             return Err(RequestError::UnknownClass {
                 annotation,
-                class: name.to_string(),
+                class: log::clip(name).into_owned(),
                 valid: class::names(),
             });
         };
+        let class = &class::CLASSES[index];
         let Some(selection) = parse_value(&annotation, class, value)? else {
             continue;
         };
-        match requests.iter_mut().find(|r| r.class.name == class.name) {
+        match &mut requests[index] {
             Some(existing) => merge(existing, selection),
-            None => requests.push(Request {
-                annotation,
-                class,
-                selection,
-            }),
+            slot => {
+                *slot = Some(Request {
+                    annotation,
+                    class,
+                    selection,
+                })
+            }
         }
     }
-    requests.sort_by_key(|r| class::CLASSES.iter().position(|c| c.name == r.class.name));
-    Ok(requests)
+    Ok(requests.into_iter().flatten().collect())
 }
 
 fn merge(existing: &mut Request, selection: Selection) {
@@ -88,11 +100,10 @@ fn merge(existing: &mut Request, selection: Selection) {
         (Selection::All, _) => {}
         (_, Selection::All) => existing.selection = Selection::All,
         (Selection::Names(a), Selection::Names(b)) => {
-            for n in b {
-                if !a.contains(&n) {
-                    a.push(n);
-                }
-            }
+            // Each list is free of repeats already (parse_value).
+            let have: HashSet<&str> = a.iter().map(String::as_str).collect();
+            let new: Vec<String> = b.into_iter().filter(|n| !have.contains(&**n)).collect();
+            a.extend(new);
         }
     }
 }
@@ -120,11 +131,11 @@ fn parse_value(
     }
     if class.nodes.is_empty() {
         return Err(bad(format!(
-            "{value:?} is not true or false, and {} has no device names to select",
+            "{:?} is not true or false, and {} has no device names to select",
+            log::clip(value),
             class.name
         )));
     }
-    let mut names = Vec::new();
     // Commas as the issue and QM write lists; spaces too, because `podman run --annotation`
     // splits its argument at commas and a space-separated list is what survives it.
     let mut list = Vec::new();
@@ -133,29 +144,52 @@ fn parse_value(
             return Err(bad("an element of the list is empty".into()));
         }
         list.extend(piece.split_whitespace());
+        if list.len() > MAX_NAMES {
+            return Err(bad(format!(
+                "more than {MAX_NAMES} names in one list; no host has that many {} devices",
+                class.name
+            )));
+        }
     }
+    let mut names = Vec::new();
+    let mut seen: HashSet<Cow<str>> = HashSet::new();
+    let mut scratch = String::new();
     for name in list {
+        if name.eq_ignore_ascii_case("true") || name.eq_ignore_ascii_case("false") {
+            return Err(bad(format!(
+                "{:?} mixes true/false into a list",
+                log::clip(value)
+            )));
+        }
         if !is_safe_name(name) {
             return Err(bad(format!(
-                "{name:?} is not a device name (letters, digits, '_', '-', '.', ':' and '/' between names; no '..', no absolute path)"
+                "{:?} is not a device name (letters, digits, '_', '-', '.', '+', ':' and '/' between names; no '..', no absolute path)",
+                log::clip(name)
             )));
         }
-        if name.contains(':') && !(class.name == "usb" && is_usb_id(name)) {
-            return Err(bad(format!(
-                "{name:?}: vendor:product ids (4 hex digits each) select usb devices only"
-            )));
+        let name = if name.contains(':') {
+            if class.name != "usb" {
+                return Err(bad(format!(
+                    "{name:?}: vendor:product ids select usb devices only"
+                )));
+            }
+            if !is_usb_id(name) {
+                return Err(bad(format!(
+                    "{name:?} is not a usb id: vendor:product, 4 hex digits each, as lsusb shows them (e.g. 1d6b:0002)"
+                )));
+            }
+            // One spelling per id, so that 1D6B:0002 and 1d6b:0002 are one selection.
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            if !class.selects(name, &mut scratch) {
+                return Err(bad(format!("{name:?} is not a {} device name", class.name)));
+            }
+            Cow::Borrowed(name)
+        };
+        if !seen.contains(&name) {
+            names.push(name.to_string());
+            seen.insert(name);
         }
-        let is_usb_id = class.name == "usb" && is_usb_id(name);
-        if !is_usb_id && class.rel_for(name).is_none() {
-            return Err(bad(format!("{name:?} is not a {} device name", class.name)));
-        }
-        names.push(name.to_string());
-    }
-    if names
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case("true") || n.eq_ignore_ascii_case("false"))
-    {
-        return Err(bad(format!("{value:?} mixes true/false into a list")));
     }
     Ok(Some(Selection::Names(names)))
 }
@@ -269,6 +303,99 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("\"tty0\" is not a ttyUSB device name"), "{e}");
+    }
+
+    #[test]
+    fn usb_ids_that_are_not_vendor_product_hex_say_so() {
+        for v in ["1d6b:02", "1d6b:00g2", "1d6b:0002:1", ":0002", "12:34"] {
+            let e = one("io.virtpod.device.usb", v).unwrap_err().to_string();
+            assert!(
+                e.contains("is not a usb id: vendor:product, 4 hex digits"),
+                "{v}: {e}"
+            );
+        }
+        let e = one("io.virtpod.device.audio", "1d6b:0002")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("select usb devices only"), "{e}");
+        // One spelling per id.
+        let r = one("io.virtpod.device.usb", "1D6B:0002 1d6b:0002").unwrap();
+        assert_eq!(r[0].selection, Selection::Names(vec!["1d6b:0002".into()]));
+    }
+
+    #[test]
+    fn echoed_values_are_clipped() {
+        let huge = "x".repeat(1 << 20);
+        for (k, v) in [
+            ("io.virtpod.device.kvm", huge.as_str()),
+            ("io.virtpod.device.ttyUSB", &format!("ttyUSB0 {huge}")),
+            ("io.virtpod.device.ttyUSB", &format!("ttyUSB0 /{huge}")),
+            (&format!("io.virtpod.device.{huge}"), "true"),
+        ] {
+            let e = one(k, v).unwrap_err().to_string();
+            assert!(e.len() < 1000, "{} bytes: {}", e.len(), &e[..1000]);
+            assert!(e.contains(" bytes)"), "{e}");
+        }
+    }
+
+    /// The most names a list may hold, in both vocabularies, overlapping: merged in one pass.
+    #[test]
+    fn full_selections_in_both_vocabularies_merge_without_repeats() {
+        let n = MAX_NAMES;
+        let names = |r: std::ops::Range<usize>, sep| {
+            r.map(|i| format!("ttyUSB{i}"))
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        let a = BTreeMap::from([
+            ("io.virtpod.device.ttyUSB".to_string(), names(0..n, " ")),
+            (
+                "org.containers.qm.device.ttyUSB".to_string(),
+                names(n / 2..n + n / 2, ","),
+            ),
+            (
+                "io.virtpod.device.ttyACM".to_string(),
+                names(0..n, " ").replace("USB", "ACM"),
+            ),
+            ("io.virtpod.device.kvm".to_string(), "true".into()),
+            ("org.containers.qm.device.kvm".to_string(), "kvm ".repeat(n)),
+        ]);
+        let r = parse(&a).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].selection, Selection::All);
+        let Selection::Names(names) = &r[1].selection else {
+            panic!("{:?}", r[1].selection)
+        };
+        assert_eq!(names.len(), n + n / 2);
+        assert_eq!(names[n], format!("ttyUSB{n}"));
+        let Selection::Names(names) = &r[2].selection else {
+            panic!()
+        };
+        assert_eq!(names.len(), n);
+    }
+
+    /// 100,000 names in each vocabulary: refused, after looking at the first few thousand.
+    /// (The bench times it; a quadratic merge took 24 s here.)
+    #[test]
+    fn huge_selections_are_refused_early() {
+        let huge: Vec<String> = (0..100_000).map(|i| format!("ttyUSB{i}")).collect();
+        let a = BTreeMap::from([
+            ("io.virtpod.device.ttyUSB".to_string(), huge.join(" ")),
+            (
+                "org.containers.qm.device.ttyUSB".to_string(),
+                huge.join(","),
+            ),
+        ]);
+        let e = parse(&a).unwrap_err().to_string();
+        assert!(
+            e.starts_with("io.virtpod.device.ttyUSB=ttyUSB0 ttyUSB1 "),
+            "{e}"
+        );
+        assert!(
+            e.contains("…(1188914 bytes): more than 4096 names in one list; "),
+            "{e}"
+        );
+        assert!(e.len() < 600, "{e}");
     }
 
     #[test]

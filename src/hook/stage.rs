@@ -14,10 +14,10 @@ use super::request::{self, Request};
 use super::HostPaths;
 
 /// The container id podman put in the config (the precreate stage has no OCI state): from the
-/// cgroup path or the container's own directory (…/overlay-containers/<id>/userdata, the source
-/// of /etc/hostname and friends); "unknown" otherwise. Other mounts are no guide: volume names
+/// cgroup path or the container's own directory (`…/overlay-containers/<id>/userdata`, the source
+/// of /etc/hostname and friends); none otherwise. Other mounts are no guide: volume names
 /// are 64 hex digits too.
-pub fn container_id(config: &Value) -> String {
+pub fn container_id(config: &Value) -> Option<String> {
     let mut texts: Vec<&str> = vec![config["linux"]["cgroupsPath"].as_str().unwrap_or("")];
     if let Some(mounts) = config["mounts"].as_array() {
         texts.extend(
@@ -32,7 +32,22 @@ pub fn container_id(config: &Value) -> String {
         .flat_map(|t| t.split(['/', ':', '-']))
         .find(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(String::from)
-        .unwrap_or_else(|| "unknown".into())
+}
+
+/// An id as the log shows it: the first 12 characters, as podman shows ids.
+fn short(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(i, _)| &id[..i])
+}
+
+/// Whether a runtime's container id can name a record file: runc's alphabet for ids, and no
+/// path of any kind (the id in an OCI state is whatever the runtime was told).
+fn is_record_name(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
 }
 
 fn parse_config(input: &[u8]) -> Result<Value> {
@@ -46,8 +61,7 @@ fn parse_config(input: &[u8]) -> Result<Value> {
 
 /// The requests in a config's annotations (empty when it asks for nothing).
 pub fn requests(config: &Value) -> Result<Vec<Request>> {
-    let annotations = edit::annotations(config);
-    Ok(request::parse(annotations.iter().map(|(k, v)| (k, v)))?)
+    Ok(request::parse(edit::annotations(config))?)
 }
 
 fn may_open(path: &Path) -> bool {
@@ -97,9 +111,14 @@ fn decide(requests: &[Request], host: &HostPaths, mode: Mode, root: &Path) -> Re
     for r in requests {
         found.push(discover::resolve(r, host)?);
     }
+    // The image is read only when a node takes a group from it.
+    let roles = found
+        .iter()
+        .flat_map(|f| &f.nodes)
+        .any(|n| n.group.is_some());
     let groups = match mode {
-        Mode::Nodes => groups::read(root),
-        Mode::Binds => Ok(Default::default()),
+        Mode::Nodes if roles => groups::read(root),
+        _ => Ok(Default::default()),
     };
     let plan = plan::plan(found, mode, &groups, may_open);
     for w in &plan.warnings {
@@ -111,8 +130,13 @@ fn decide(requests: &[Request], host: &HostPaths, mode: Mode, root: &Path) -> Re
     Ok(plan)
 }
 
-/// What a container was given, kept for poststop.
-fn record(host: &HostPaths, id: &str, stage: &str, plan: &Plan) {
+/// What a container was given, kept for poststop. Only under an id of its own: without one,
+/// every such container would share (and its poststop delete) one record.
+fn record(host: &HostPaths, id: Option<&str>, stage: &str, plan: &Plan) {
+    let Some(id) = id.filter(|id| is_record_name(id)) else {
+        tracing::debug!("no usable container id: nothing recorded for poststop");
+        return;
+    };
     let given: Vec<String> = plan
         .grants
         .iter()
@@ -132,9 +156,8 @@ fn record(host: &HostPaths, id: &str, stage: &str, plan: &Plan) {
 pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
     let mut config = parse_config(input)?;
     let id = container_id(&config);
-    let _span =
-        tracing::info_span!("hook", container = %&id[..id.len().min(12)], stage = "precreate")
-            .entered();
+    let shown = id.as_deref().map_or("unknown", short);
+    let _span = tracing::info_span!("hook", container = %shown, stage = "precreate").entered();
     let requests = requests(&config)?;
     if requests.is_empty() {
         tracing::debug!("no device requested");
@@ -145,7 +168,7 @@ pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
     for s in edit::apply(&mut config, &plan, mode) {
         tracing::info!("{s}");
     }
-    record(host, &id, "precreate", &plan);
+    record(host, id.as_deref(), "precreate", &plan);
     Ok(serde_json::to_vec(&config)?)
 }
 
@@ -160,7 +183,7 @@ fn parse_state(input: &[u8]) -> Result<oci_spec::runtime::State> {
 pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()> {
     let state = parse_state(input)?;
     let id = state.id().clone();
-    let _span = tracing::info_span!("hook", container = %&id[..id.len().min(12)], stage).entered();
+    let _span = tracing::info_span!("hook", container = %short(&id), stage).entered();
     let bundle = state.bundle().clone();
     let config_path = bundle.join("config.json");
     let config = parse_config(
@@ -189,7 +212,7 @@ pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()>
     for b in &plan.binds {
         bind_mount(&root, &b.host, &b.dest, b.read_only)?;
     }
-    record(host, &id, stage, &plan);
+    record(host, Some(&id), stage, &plan);
     Ok(())
 }
 
@@ -298,12 +321,11 @@ pub fn poststop(input: &[u8], host: &HostPaths) {
         }
     };
     let id = state.id().clone();
-    let _span =
-        tracing::info_span!("hook", container = %&id[..id.len().min(12)], stage = "poststop")
-            .entered();
-    if id.is_empty() || id.contains('/') || id.starts_with('.') {
+    let _span = tracing::info_span!("hook", container = %short(&id), stage = "poststop").entered();
+    if !is_record_name(&id) {
         tracing::warn!(
-            "poststop: container id {id:?} is not usable as a file name; nothing to clean"
+            "poststop: container id {:?} is not usable as a file name; nothing to clean",
+            crate::hook::log::clip(&id)
         );
         return;
     }
@@ -330,7 +352,7 @@ mod tests {
         let id = "a".repeat(64);
         let c =
             serde_json::json!({"linux": {"cgroupsPath": format!("/libpod_parent/libpod-{id}")}});
-        assert_eq!(container_id(&c), id);
+        assert_eq!(container_id(&c).as_deref(), Some(&*id));
         let volume = format!(
             "/var/lib/containers/storage/volumes/{}/_data",
             "b".repeat(64)
@@ -339,8 +361,8 @@ mod tests {
             {"source": volume},
             {"source": format!("/var/lib/containers/storage/overlay-containers/{id}/userdata/hostname")}
         ]});
-        assert_eq!(container_id(&c), id);
-        assert_eq!(container_id(&serde_json::json!({})), "unknown");
+        assert_eq!(container_id(&c).as_deref(), Some(&*id));
+        assert_eq!(container_id(&serde_json::json!({})), None);
     }
 
     #[test]
@@ -358,6 +380,240 @@ mod tests {
             "         0       1000          1\n         1     100000      65536\n"
         ));
         assert!(!is_initial_uid_map(""));
+    }
+
+    /// A device root with a kvm node (root:root 0600, as without udev rules) and a state dir;
+    /// None where this user may not mknod.
+    fn fake_host(t: &Path) -> Option<HostPaths> {
+        use nix::sys::stat::{makedev, mknod, Mode as Perm, SFlag};
+        let host = HostPaths {
+            dev: t.join("dev"),
+            sys: t.join("sys"),
+            udev: t.join("udev"),
+            state: t.join("state"),
+        };
+        fs::create_dir_all(&host.dev).unwrap();
+        let kvm = host.dev.join("kvm");
+        if let Err(e) = mknod(&kvm, SFlag::S_IFCHR, Perm::empty(), makedev(10, 232)) {
+            eprintln!("mknod: {e}; not checked here (run the tests as root)");
+            return None;
+        }
+        fs::set_permissions(&kvm, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        nix::unistd::chown(&kvm, Some(0.into()), Some(0.into())).unwrap();
+        Some(host)
+    }
+
+    /// Runs `f` on another thread and fails the test, rather than hanging it, past 10 s.
+    fn promptly<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the hook hung")
+    }
+
+    /// Images crafted against the hook: each read is refused with its reason, and the node
+    /// keeps the host's gid. None of them makes the hook wait or read more than the limit.
+    #[test]
+    fn crafted_images_leave_the_host_gid_and_say_why() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let Some(host) = fake_host(t.path()) else {
+            return;
+        };
+        let fifo =
+            |p: &Path| nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644));
+        type Craft = fn(&Path, &dyn Fn(&Path) -> nix::Result<()>);
+        let cases: [(&str, Craft, &str); 8] = [
+            (
+                "huge",
+                |r, _| {
+                    fs::create_dir(r.join("etc")).unwrap();
+                    let f = fs::File::create(r.join("etc/group")).unwrap();
+                    f.set_len(8 << 30).unwrap();
+                },
+                "etc/group: is 8589934592 bytes, more than the 1048576 read",
+            ),
+            (
+                "fifo",
+                |r, fifo| {
+                    fs::create_dir(r.join("etc")).unwrap();
+                    fifo(&r.join("etc/group")).unwrap();
+                },
+                "etc/group: is a FIFO, not a regular file",
+            ),
+            (
+                "device",
+                |r, _| {
+                    use nix::sys::stat::{makedev, mknod, Mode as Perm, SFlag};
+                    fs::create_dir(r.join("etc")).unwrap();
+                    // /dev/zero: read, it never ends.
+                    mknod(
+                        &r.join("etc/group"),
+                        SFlag::S_IFCHR,
+                        Perm::empty(),
+                        makedev(1, 5),
+                    )
+                    .unwrap();
+                },
+                "etc/group: is a character device, not a regular file",
+            ),
+            (
+                "symlink",
+                |r, _| {
+                    fs::create_dir(r.join("etc")).unwrap();
+                    symlink("/etc/group", r.join("etc/group")).unwrap();
+                },
+                "etc/group: is a symlink, not a regular file",
+            ),
+            (
+                "etc symlink",
+                |r, _| {
+                    symlink("/etc", r.join("etc")).unwrap();
+                },
+                "etc: is a symlink, not followed",
+            ),
+            (
+                "chain out",
+                |r, _| {
+                    symlink("x/../y", r.join("etc")).unwrap();
+                    fs::create_dir(r.join("x")).unwrap();
+                    symlink("../../../../../../../../etc", r.join("y")).unwrap();
+                },
+                "etc: is a symlink, not followed",
+            ),
+            (
+                "fifo etc",
+                |r, fifo| fifo(&r.join("etc")).unwrap(),
+                "etc: is a FIFO, not a directory",
+            ),
+            (
+                "loop",
+                |r, _| {
+                    fs::create_dir(r.join("etc")).unwrap();
+                    symlink("group", r.join("etc/group")).unwrap();
+                },
+                "etc/group: is a symlink, not a regular file",
+            ),
+        ];
+        for (name, craft, why) in cases {
+            let root = t.path().join(name);
+            fs::create_dir(&root).unwrap();
+            craft(&root, &fifo);
+            let config = serde_json::json!({
+                "root": {"path": root},
+                "linux": {"cgroupsPath": format!("libpod-{}", "c".repeat(64))},
+                "annotations": {"io.virtpod.device.kvm": "true"},
+            });
+            let reqs = requests(&config).unwrap();
+            let (h, r) = (host.clone(), root.clone());
+            let plan = promptly(move || decide(&reqs, &h, Mode::Nodes, &r).unwrap());
+            assert_eq!(
+                (plan.grants[0].gid, plan.grants[0].mode),
+                (0, 0o600),
+                "{name}"
+            );
+            let said = plan.warnings.join("\n");
+            assert!(said.contains(why), "{name}: {said}");
+            assert!(
+                said.contains("/dev/kvm keeps the host's gid 0 instead of group kvm"),
+                "{name}: {said}"
+            );
+            // And the whole precreate: the container is created, with the host's gid.
+            let (h, input) = (host.clone(), serde_json::to_vec(&config).unwrap());
+            let out = promptly(move || precreate(&input, &h).unwrap());
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(out["linux"]["devices"][0]["gid"], 0, "{name}");
+        }
+        // Beside them, a plain image gives its own kvm group.
+        let root = t.path().join("plain");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/group"), "kvm:x:104:\n").unwrap();
+        let config = serde_json::json!({"root": {"path": root}, "annotations": {"io.virtpod.device.kvm": "true"}});
+        let plan = decide(&requests(&config).unwrap(), &host, Mode::Nodes, &root).unwrap();
+        assert_eq!((plan.grants[0].gid, plan.grants[0].mode), (104, 0o660));
+    }
+
+    /// Huge selections in both vocabularies through the whole precreate: a node is looked at
+    /// once however often it is named, and the first missing one ends the call.
+    #[test]
+    fn huge_annotation_mixes_end_in_a_grant_or_a_refusal() {
+        let t = tempfile::tempdir().unwrap();
+        let Some(host) = fake_host(t.path()) else {
+            return;
+        };
+        let names =
+            |n, f: &dyn Fn(usize) -> String, sep| (0..n).map(f).collect::<Vec<_>>().join(sep);
+        let all = |n| {
+            serde_json::json!({
+                "io.virtpod.device.kvm": names(n, &|_| "kvm".into(), " "),
+                "org.containers.qm.device.kvm": names(n, &|_| "kvm".into(), ","),
+                "io.virtpod.device.ttyUSB": names(n, &|i| format!("ttyUSB{i}"), " "),
+                "org.containers.qm.device.ttyUSB": names(n, &|i| format!("ttyUSB{}", n - i), ","),
+                "io.virtpod.device.usb": names(n, &|i| ["1d6b:0002", "1D6B:0002"][i % 2].into(), " "),
+            })
+        };
+        let run = |annotations: &Value| {
+            let input = serde_json::to_vec(&serde_json::json!({ "annotations": annotations }));
+            let h = host.clone();
+            promptly(move || precreate(&input.unwrap(), &h).map_err(|e| e.to_string()))
+        };
+        // 100,000 names a list: refused on the first list's count.
+        let e = run(&all(100_000)).unwrap_err();
+        assert!(e.contains("more than 4096 names in one list"), "{e}");
+        assert!(e.len() < 600, "{e}");
+        // As many as a list may hold: each node is looked at once, the first missing one ends
+        // the call, and the message names it in a line.
+        let mut annotations = all(request::MAX_NAMES);
+        let e = run(&annotations).unwrap_err();
+        assert!(e.contains(": no USB device 1d6b:0002 on this host"), "{e}");
+        assert!(e.len() < 600, "{e}");
+        annotations
+            .as_object_mut()
+            .unwrap()
+            .remove("io.virtpod.device.usb");
+        let e = run(&annotations).unwrap_err();
+        assert!(
+            e.contains("/dev/ttyUSB0: does not exist on this host"),
+            "{e}"
+        );
+        annotations
+            .as_object_mut()
+            .unwrap()
+            .remove("io.virtpod.device.ttyUSB");
+        let e = run(&annotations).unwrap_err();
+        assert!(
+            e.contains("/dev/ttyUSB4096: does not exist on this host"),
+            "{e}"
+        );
+        // The kvm lists alone: one node for all their names.
+        annotations
+            .as_object_mut()
+            .unwrap()
+            .remove("org.containers.qm.device.ttyUSB");
+        let out: Value = serde_json::from_slice(&run(&annotations).unwrap()).unwrap();
+        assert_eq!(out["linux"]["devices"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn no_container_id_no_record() {
+        let t = tempfile::tempdir().unwrap();
+        let Some(host) = fake_host(t.path()) else {
+            return;
+        };
+        let root = t.path().join("rootfs");
+        let c = serde_json::json!({"root": {"path": root}, "annotations": {"io.virtpod.device.kvm": "true"}});
+        precreate(&serde_json::to_vec(&c).unwrap(), &host).unwrap();
+        assert!(!host.state.exists() || fs::read_dir(&host.state).unwrap().next().is_none());
+        let id = "d".repeat(64);
+        let c = serde_json::json!({"root": {"path": root}, "annotations": {"io.virtpod.device.kvm": "true"},
+            "linux": {"cgroupsPath": format!("machine.slice:libpod:{id}")}});
+        precreate(&serde_json::to_vec(&c).unwrap(), &host).unwrap();
+        assert!(host.state.join(format!("{id}.json")).exists());
+        // A runtime's id that is a path names no file.
+        for id in ["../x", "", ".hidden", "a/b", "x\ny"] {
+            assert!(!is_record_name(id), "{id:?}");
+        }
+        assert_eq!(short("ab€cdefghijklmnop"), "ab€cdefghijk");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! binary built without libvirt, containers asking for devices by annotation.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -499,6 +499,98 @@ fn poststop_forgets_what_the_container_was_given() {
         "{}",
         hooks.log()
     );
+}
+
+/// Images whose /etc/group, or /etc, is a symlink (one that stays inside the image, so podman
+/// itself is content): the hook does not follow it. The container starts, its /dev/kvm keeps
+/// the host's gid and mode, and the log names the link. The image is changed in the created
+/// container's own layer, through `podman mount`. (A FIFO at /etc/group cannot be shown this way:
+/// podman 4.3 itself blocks opening it before any hook runs; the unit tests and the fuzzer
+/// cover the hook's side.)
+#[test]
+fn a_symlinked_group_file_is_not_followed_and_the_host_gid_stays() {
+    require_prepared();
+    let hooks = Hooks::custom("precreate", ANY_DEVICE, &[]);
+    let dir = hooks.dir();
+    let host = fs::metadata("/dev/kvm").expect("this host has /dev/kvm");
+    let host = format!("{:o} {}", host.mode() & 0o7777, host.gid());
+    let cases = [
+        (
+            "mv etc/group etc/group.real && ln -s group.real etc/group",
+            "/etc/group: is a symlink, not a regular file; not read",
+        ),
+        (
+            "mv etc etc.real && ln -s etc.real etc",
+            "/etc: is a symlink, not followed; not read",
+        ),
+    ];
+    for (craft, why) in cases {
+        let name = unique("crafted-group");
+        podman_ok(&[
+            "create",
+            "--name",
+            &name,
+            "--no-healthcheck",
+            "--annotation",
+            "io.virtpod.device.kvm=true",
+            "--entrypoint",
+            "stat",
+            IMAGE,
+            "-c",
+            "%a %g",
+            "/dev/kvm",
+        ]);
+        let merged = podman_ok(&["mount", &name]);
+        let crafted = Command::new("sh")
+            .args(["-c", craft])
+            .current_dir(merged.trim())
+            .status()
+            .unwrap();
+        // Hooks are chosen when the container starts, by the process that starts it.
+        let out = podman(&["--hooks-dir", &dir, "start", "--attach", &name]);
+        podman(&["rm", "-f", "-t", "0", &name]);
+        assert!(crafted.success(), "{craft}");
+        assert!(
+            out.status.success(),
+            "{craft}: {}\n{}",
+            text(&out),
+            hooks.log()
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), host, "{craft}");
+        assert!(
+            hooks.log().contains(why) && hooks.log().contains("/dev/kvm keeps the host's gid"),
+            "{craft}: {}",
+            hooks.log()
+        );
+    }
+}
+
+/// Every virtpod the README's commands build is a PIE (ELF type DYN), so ASLR covers the
+/// root-run parser of configs: the host's (built without libvirt) and the image's own.
+#[test]
+fn every_virtpod_binary_is_position_independent() {
+    require_prepared();
+    let in_image = podman(&[
+        "run",
+        "--rm",
+        "--no-healthcheck",
+        "--entrypoint",
+        "head",
+        IMAGE,
+        "-c",
+        "18",
+        "/usr/bin/virtpod",
+    ]);
+    assert!(in_image.status.success(), "{}", text(&in_image));
+    let host = fs::read(host_bin()).unwrap();
+    for (which, head) in [("host", &host[..]), ("image", &in_image.stdout[..])] {
+        assert_eq!(&head[..4], b"\x7fELF", "{which}");
+        let e_type = u16::from_le_bytes([head[16], head[17]]);
+        assert_eq!(
+            e_type, 3,
+            "{which} virtpod: ELF type {e_type}: 2 is EXEC (not PIE), 3 is DYN"
+        );
+    }
 }
 
 #[test]

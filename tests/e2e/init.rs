@@ -253,7 +253,9 @@ fn systemd_arguments_setenv_mask_and_errors() {
     assert!(environ.lines().any(|l| l == "VIRTPOD_TEST=42"), "{environ}");
     // The notify socket is init's own, even when systemd.setenv= names one.
     assert!(!environ.contains("NOTIFY_SOCKET"), "{environ}");
-    assert!(app.logs().contains("systemd.setenv=NOTIFY_SOCKET=… ignored"));
+    assert!(app
+        .logs()
+        .contains("systemd.setenv=NOTIFY_SOCKET=… ignored"));
     assert_eq!(
         app.pid_of("virtlockd"),
         None,

@@ -46,8 +46,8 @@ pub struct When {
 impl When {
     pub fn is_empty(&self) -> bool {
         self.always.is_none()
-            && self.annotations.as_ref().map_or(true, |a| a.is_empty())
-            && self.commands.as_ref().map_or(true, |c| c.is_empty())
+            && self.annotations.as_ref().is_none_or(|a| a.is_empty())
+            && self.commands.as_ref().is_none_or(|c| c.is_empty())
             && self.has_bind_mounts.is_none()
     }
 }

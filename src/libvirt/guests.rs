@@ -73,9 +73,8 @@ pub fn write_record(record: &Path, names: &[String]) -> Result<()> {
     let tmp = record.with_extension("tmp");
     std::fs::write(&tmp, serde_json::to_string(names)?)
         .and_then(|_| std::fs::rename(&tmp, record))
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .with_context(|| format!("writing {}", record.display()))
 }

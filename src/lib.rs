@@ -9,7 +9,8 @@
 //!
 //! The `libvirt` feature (default) links libvirt for `init` and `health`, the container side.
 //! The host side (`hook`, `hooks`, `install`, `doctor`, `cdi`) needs no libvirt: build it with
-//! `--no-default-features`.
+//! `--no-default-features`. The `systemd` feature (default) is `systemd-env`, for the image's
+//! systemd variant; it brings zbus.
 
 pub mod cdi;
 pub mod doctor;
@@ -19,3 +20,5 @@ pub mod hooks;
 pub mod init;
 pub mod libvirt;
 pub mod logging;
+#[cfg(feature = "systemd")]
+pub mod systemd;

@@ -26,6 +26,8 @@ enum Command {
     #[cfg(feature = "libvirt")]
     #[command(hide = true)]
     InitHelper(commands::init_helper::InitHelper),
+    #[cfg(feature = "systemd")]
+    SystemdEnv(commands::systemd_env::SystemdEnv),
     #[command(subcommand)]
     Hooks(commands::hooks::Hooks),
     Hook(commands::hook::Hook),
@@ -49,6 +51,8 @@ fn main() -> ExitCode {
         Command::Prepare(c) => c.exec(),
         #[cfg(feature = "libvirt")]
         Command::InitHelper(c) => c.exec(),
+        #[cfg(feature = "systemd")]
+        Command::SystemdEnv(c) => c.exec(),
         Command::Hooks(c) => c.exec(),
         Command::Hook(c) => c.exec(),
         Command::Doctor(c) => c.exec(),

@@ -14,6 +14,8 @@ pub mod init_helper;
 pub mod install;
 #[cfg(feature = "libvirt")]
 pub mod prepare;
+#[cfg(feature = "systemd")]
+pub mod systemd_env;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -137,6 +137,58 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     );
 }
 
+/// The systemd variant hears the container's environment (virtpod-systemd-env.service): a
+/// variable given only with `podman run -e` reaches libvirtd, as under virtpod init;
+/// `systemd.setenv=` on the command line still wins; nothing fails on the way.
+#[test]
+fn systemd_variant_gives_the_containers_environment_to_libvirtd() {
+    require_prepared();
+    let vols = Volumes::new("systemd-env");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &[
+                "--systemd=always",
+                "--stop-signal",
+                "SIGRTMIN+3",
+                "--entrypoint",
+                "/sbin/init",
+                "-e",
+                "VP_GREETING=from the container",
+                "-e",
+                "VP_BOTH=container",
+            ],
+            init_args: &["systemd.setenv=VP_BOTH=cmdline"],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    let pid = app
+        .pid_of("libvirtd")
+        .expect("libvirtd runs once libvirt answers");
+    let environ = app.exec_ok(&format!("tr '\\0' '\\n' < /proc/{pid}/environ"));
+    assert!(
+        environ
+            .lines()
+            .any(|l| l == "VP_GREETING=from the container"),
+        "{environ}"
+    );
+    assert!(environ.lines().any(|l| l == "VP_BOTH=cmdline"), "{environ}");
+    let state = app.exec("systemctl is-system-running --wait");
+    let failed = app.exec_ok("systemctl --failed --no-legend --no-pager");
+    assert_eq!(failed.trim(), "", "systemctl --failed");
+    assert_eq!(
+        String::from_utf8_lossy(&state.stdout).trim(),
+        "running",
+        "{failed}"
+    );
+    let journal = app.exec_ok("journalctl -b -u virtpod-systemd-env --no-pager -o cat");
+    assert!(
+        journal.contains("VP_GREETING") && journal.contains("VP_BOTH not passed to services"),
+        "{journal}"
+    );
+}
+
 /// Rootful with the host's network: the container shares the host's network namespace, so a
 /// guest's NIC (here a tap device libvirt makes) is a host interface a user can bridge or route.
 /// Needs NET_ADMIN and /dev/net/tun for libvirt to make it.

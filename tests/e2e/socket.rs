@@ -124,13 +124,14 @@ fn systemd_variant_obeys_the_same_socket_settings() {
     check_access(&app, &vols, false, false);
     drop(app);
 
-    let gid = format!("systemd.setenv=VIRTPOD_SOCKET_GID={GID}");
+    // Given as the container's environment, as compose.yaml does (virtpod-systemd-env).
+    let gid = format!("VIRTPOD_SOCKET_GID={GID}");
+    let with_gid: Vec<&str> = systemd.iter().copied().chain(["-e", &gid]).collect();
     let vols = Volumes::new("sock-systemd-gid");
     let app = Appliance::start(
         &vols,
         Opts {
-            podman: &systemd,
-            init_args: &[&gid],
+            podman: &with_gid,
             ..Opts::default()
         },
     );

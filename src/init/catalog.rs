@@ -278,6 +278,7 @@ mod tests {
             "dbus",
             "libvirt-dbus",
             "sshd",
+            "cockpit-ws",
         ] {
             assert!(c.services.contains_key(name), "{name} missing");
         }

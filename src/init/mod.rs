@@ -8,6 +8,7 @@
 pub mod args;
 pub mod backoff;
 pub mod catalog;
+pub mod cockpit;
 pub mod health;
 pub mod helpers;
 pub mod notify;
@@ -17,5 +18,6 @@ pub mod run;
 pub mod sasl;
 pub mod settings;
 pub mod spawn;
+pub mod ssh;
 pub mod state;
 pub mod supervisor;

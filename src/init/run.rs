@@ -73,7 +73,15 @@ fn choose(
     }
     let catalog = Catalog::load(catalog_dir)?;
     let flavor = detect_flavor(settings.mode, Path::exists)?;
-    let order = catalog.select(flavor, boot)?;
+    let mut wanted: Vec<(&str, &[&str])> = Vec::new();
+    if settings.cockpit.is_some() {
+        wanted.push(("VIRTPOD_COCKPIT=1", super::cockpit::SERVICES));
+    }
+    if settings.ssh_keys.is_some() {
+        wanted.push(("VIRTPOD_SSH_AUTHORIZED_KEYS", super::ssh::SERVICES));
+    }
+    let boot = super::cockpit::with_services(&wanted, boot)?;
+    let order = catalog.select(flavor, &boot)?;
     info!(?flavor, services = ?order, socket = settings.socket.describe(), "virtpod settings");
     Ok((settings, catalog, order))
 }
@@ -166,6 +174,12 @@ fn prepare_container(catalog: &Catalog, order: &[String], settings: &Settings) -
         .map(String::as_str)
         .collect();
     prepare::write_config(&daemons, settings)?;
+    if let Some(credentials) = &settings.cockpit {
+        super::cockpit::configure(credentials)?;
+    }
+    if let Some(keys) = &settings.ssh_keys {
+        super::ssh::configure(keys)?;
+    }
     prepare::kvm_device(&std::fs::read_to_string("/etc/group").unwrap_or_default());
     prepare::stale_sockets()
 }

@@ -50,6 +50,11 @@ pub struct Settings {
     pub socket: SocketAccess,
     /// `VIRTPOD_SASL_CREDENTIALS`: SASL (SCRAM-SHA-256) on the sockets, users from this file.
     pub sasl: Option<PathBuf>,
+    /// `VIRTPOD_COCKPIT=1`: the web console on, its login users from this file
+    /// (`VIRTPOD_COCKPIT_CREDENTIALS`, see cockpit.rs).
+    pub cockpit: Option<PathBuf>,
+    /// `VIRTPOD_SSH_AUTHORIZED_KEYS`: sshd on, root's keys from this file (ssh.rs).
+    pub ssh_keys: Option<PathBuf>,
 }
 
 /// Names virtpod reads somewhere (here, the front doors, logging): not typos.
@@ -63,6 +68,9 @@ const KNOWN: &[&str] = &[
     "VIRTPOD_SOCKET_PERMS",
     "VIRTPOD_SOCKET_RO_PERMS",
     "VIRTPOD_SASL_CREDENTIALS",
+    "VIRTPOD_COCKPIT",
+    "VIRTPOD_COCKPIT_CREDENTIALS",
+    "VIRTPOD_SSH_AUTHORIZED_KEYS",
     "VIRTPOD_LOG",
     "VIRTPOD_NAME",
     "VIRTPOD_SOCKET_DIR",
@@ -142,6 +150,36 @@ fn perms(
     Ok(n)
 }
 
+/// `VIRTPOD_COCKPIT` (`1` on, `0` off) and the credentials file the login needs: each without
+/// the other is refused with the fix.
+fn cockpit(env: &BTreeMap<String, String>) -> Result<Option<PathBuf>, SettingError> {
+    const CREDS: &str = "VIRTPOD_COCKPIT_CREDENTIALS";
+    let on = choice(env, "VIRTPOD_COCKPIT", false, &[("0", false), ("1", true)])?;
+    let creds = match get(env, CREDS) {
+        None => None,
+        Some(v) if v.starts_with('/') => Some(PathBuf::from(v)),
+        Some(v) => return Err(err(
+            CREDS,
+            v,
+            "expected the absolute path of a USER:PASSWORD file in the container, such as /run/secrets/virtpod-cockpit",
+        )),
+    };
+    match (on, creds) {
+        (true, Some(path)) => Ok(Some(path)),
+        (false, None) => Ok(None),
+        (true, None) => Err(err(
+            "VIRTPOD_COCKPIT",
+            "1",
+            "the web console's login needs users: set VIRTPOD_COCKPIT_CREDENTIALS=/run/secrets/NAME too, a USER:PASSWORD file (podman secret)",
+        )),
+        (false, Some(path)) => Err(err(
+            CREDS,
+            &path.display().to_string(),
+            "the web console is off: set VIRTPOD_COCKPIT=1 too, or drop this setting",
+        )),
+    }
+}
+
 impl Settings {
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Settings, SettingError> {
         if let Some(v) = get(env, "VIRTPOD_SOCKET_GROUP") {
@@ -209,6 +247,18 @@ impl Settings {
                 ))
             }
         };
+        let cockpit = cockpit(env)?;
+        let ssh_keys = match get(env, "VIRTPOD_SSH_AUTHORIZED_KEYS") {
+            None => None,
+            Some(v) if v.starts_with('/') => Some(PathBuf::from(v)),
+            Some(v) => {
+                return Err(err(
+                    "VIRTPOD_SSH_AUTHORIZED_KEYS",
+                    v,
+                    "expected the absolute path of an authorized_keys file in the container, such as /run/secrets/virtpod-ssh-keys",
+                ))
+            }
+        };
         Ok(Settings {
             mode,
             policy: Policy {
@@ -223,6 +273,8 @@ impl Settings {
                 ro_perms,
             },
             sasl,
+            cockpit,
+            ssh_keys,
         })
     }
 
@@ -318,6 +370,18 @@ mod tests {
             ("VIRTPOD_SOCKET_RO_PERMS", "99", "octal"),
             ("VIRTPOD_SOCKET_GROUP", "libvirt", "VIRTPOD_SOCKET_GID"),
             ("VIRTPOD_SASL_CREDENTIALS", "secrets/x", "absolute path"),
+            ("VIRTPOD_COCKPIT", "yes", "expected 0, 1"),
+            (
+                "VIRTPOD_COCKPIT",
+                "1",
+                "VIRTPOD_COCKPIT_CREDENTIALS=/run/secrets/",
+            ),
+            (
+                "VIRTPOD_COCKPIT_CREDENTIALS",
+                "/run/secrets/c",
+                "set VIRTPOD_COCKPIT=1",
+            ),
+            ("VIRTPOD_SSH_AUTHORIZED_KEYS", "keys", "absolute path"),
         ] {
             let e = Settings::from_env(&env(&[(k, v)])).unwrap_err().to_string();
             assert!(
@@ -325,6 +389,28 @@ mod tests {
                 "{k}={v}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn cockpit_needs_its_credentials_and_they_must_be_absolute() {
+        let s = Settings::from_env(&env(&[
+            ("VIRTPOD_COCKPIT", "1"),
+            ("VIRTPOD_COCKPIT_CREDENTIALS", "/run/secrets/c"),
+        ]))
+        .unwrap();
+        assert_eq!(s.cockpit, Some(PathBuf::from("/run/secrets/c")));
+        let s = Settings::from_env(&env(&[("VIRTPOD_COCKPIT", "0")])).unwrap();
+        assert_eq!(s.cockpit, None);
+        let e = Settings::from_env(&env(&[
+            ("VIRTPOD_COCKPIT", "1"),
+            ("VIRTPOD_COCKPIT_CREDENTIALS", "c"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("VIRTPOD_COCKPIT_CREDENTIALS=\"c\"") && e.contains("absolute path"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod cdi;
 mod clients;
+mod cockpit;
 mod doctor;
 mod faults;
 mod front_door;
@@ -11,4 +12,5 @@ mod hook;
 mod hooks;
 mod init;
 mod modes;
+mod quadlet;
 mod socket;

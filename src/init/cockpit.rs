@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use tracing::info;
 
 use super::args::BootArgs;
+use super::tool::run;
 
 /// The services `VIRTPOD_COCKPIT=1` wants, in the catalog's names.
 pub const SERVICES: &[&str] = &["dbus", "libvirt-dbus", "cockpit-ws"];
@@ -149,18 +150,6 @@ pub fn chpasswd_input(logins: &[Login]) -> String {
         .collect()
 }
 
-fn run(program: &str, args: &[&str]) -> Result<()> {
-    let status = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .status()
-        .with_context(|| format!("running {program}"))?;
-    if !status.success() {
-        bail!("{program} {} failed ({status})", args.join(" "));
-    }
-    Ok(())
-}
-
 /// The login users and cockpit-ws's TLS certificate. Runs in `virtpod prepare` (a child of
 /// init, never PID 1 itself): it runs programs and waits for them.
 pub fn configure(credentials: &Path) -> Result<()> {
@@ -214,17 +203,7 @@ pub fn configure(credentials: &Path) -> Result<()> {
         }
     }
     // A self-signed certificate in /etc/cockpit/ws-certs.d unless one is there (yours, mounted).
-    let out = Command::new(CERT_ENSURE)
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {CERT_ENSURE}"))?;
-    if !out.status.success() {
-        bail!(
-            "making cockpit-ws's TLS certificate failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    run(CERT_ENSURE, &[]).context("making cockpit-ws's TLS certificate")?;
     info!(
         users = logins.len(),
         port = PORT,

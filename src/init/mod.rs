@@ -21,3 +21,4 @@ pub mod spawn;
 pub mod ssh;
 pub mod state;
 pub mod supervisor;
+pub mod tool;

@@ -6,7 +6,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 use tracing::info;
@@ -82,18 +81,8 @@ pub fn configure(source: &Path) -> Result<()> {
     std::fs::set_permissions(AUTHORIZED, std::fs::Permissions::from_mode(0o600))?;
     let host_dir = format!("{HOST_KEY_PREFIX}/etc/ssh");
     std::fs::create_dir_all(&host_dir).with_context(|| format!("creating {host_dir}"))?;
-    let out = Command::new("ssh-keygen")
-        .args(["-A", "-f", HOST_KEY_PREFIX])
-        .stdin(Stdio::null())
-        .output()
-        .context("running ssh-keygen (package openssh-server)")?;
-    if !out.status.success() {
-        bail!(
-            "ssh-keygen -A failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
+    super::tool::run("ssh-keygen", &["-A", "-f", HOST_KEY_PREFIX])
+        .context("making sshd's host keys (package openssh-server)")?;
     info!(
         keys = keys.len(),
         host_keys = host_dir,

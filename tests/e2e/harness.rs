@@ -14,6 +14,15 @@ pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
 pub const GUEST_BOOTED: &str = "VIRTPOD-GUEST-BOOTED";
 /// What it prints when it sees the ACPI power button, before powering off.
 pub const GUEST_POWER_BUTTON: &str = "VIRTPOD-GUEST-POWER-BUTTON";
+/// `podman run` options of the systemd variant (docs/modes.md): systemd as PID 1, which stops
+/// on SIGRTMIN+3 (it ignores the image's SIGTERM).
+pub const SYSTEMD_VARIANT: &[&str] = &[
+    "--systemd=always",
+    "--stop-signal",
+    "SIGRTMIN+3",
+    "--entrypoint",
+    "/sbin/init",
+];
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -87,13 +87,7 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     let app = Appliance::start(
         &vols,
         Opts {
-            podman: &[
-                "--systemd=always",
-                "--stop-signal",
-                "SIGRTMIN+3",
-                "--entrypoint",
-                "/sbin/init",
-            ],
+            podman: SYSTEMD_VARIANT,
             ..Opts::default()
         },
     );
@@ -144,20 +138,17 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
 fn systemd_variant_gives_the_containers_environment_to_libvirtd() {
     require_prepared();
     let vols = Volumes::new("systemd-env");
+    let env = [
+        "-e",
+        "VP_GREETING=from the container",
+        "-e",
+        "VP_BOTH=container",
+    ];
+    let podman: Vec<&str> = SYSTEMD_VARIANT.iter().chain(&env).copied().collect();
     let app = Appliance::start(
         &vols,
         Opts {
-            podman: &[
-                "--systemd=always",
-                "--stop-signal",
-                "SIGRTMIN+3",
-                "--entrypoint",
-                "/sbin/init",
-                "-e",
-                "VP_GREETING=from the container",
-                "-e",
-                "VP_BOTH=container",
-            ],
+            podman: &podman,
             init_args: &["systemd.setenv=VP_BOTH=cmdline"],
             ..Opts::default()
         },

@@ -105,18 +105,12 @@ fn socket_is_host_root_only_by_default_and_opens_to_one_host_gid() {
 #[test]
 fn systemd_variant_obeys_the_same_socket_settings() {
     require_prepared();
-    let systemd = [
-        "--systemd=always",
-        "--stop-signal",
-        "SIGRTMIN+3",
-        "--entrypoint",
-        "/sbin/init",
-    ];
+    let systemd = SYSTEMD_VARIANT;
     let vols = Volumes::new("sock-systemd");
     let app = Appliance::start(
         &vols,
         Opts {
-            podman: &systemd,
+            podman: systemd,
             ..Opts::default()
         },
     );

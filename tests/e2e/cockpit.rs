@@ -303,13 +303,6 @@ impl Drop for Browser {
     }
 }
 
-struct Secret(String);
-impl Drop for Secret {
-    fn drop(&mut self) {
-        podman(&["secret", "rm", &self.0]);
-    }
-}
-
 /// These build machines have no vmx/svm: the Machines page first says hardware virtualization
 /// is disabled, with a button to go on anyway, which a user here would press.
 fn dismiss_hw_virtualization_notice(b: &Browser) {
@@ -328,12 +321,11 @@ fn cockpit_machines_logs_in_and_shuts_down_and_runs_the_guest() {
     require_prepared();
     let started = Instant::now();
     let password = format!("pw {} horse", std::process::id());
-    let secret = unique("cockpit");
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("creds");
     std::fs::write(&creds, format!("# user:password\nadmin:{password}\n")).unwrap();
-    podman_ok(&["secret", "create", &secret, creds.to_str().unwrap()]);
-    let _secret = Secret(secret.clone());
+    let secret = Secret::create("cockpit", &creds);
+    let secret = &secret.0;
     let setting = format!("VIRTPOD_COCKPIT_CREDENTIALS=/run/secrets/{secret}");
     let vols = Volumes::new("cockpit");
     let app = Appliance::start(
@@ -341,7 +333,7 @@ fn cockpit_machines_logs_in_and_shuts_down_and_runs_the_guest() {
         Opts {
             podman: &[
                 "--secret",
-                &secret,
+                secret,
                 "-e",
                 "VIRTPOD_COCKPIT=1",
                 "-e",
@@ -504,20 +496,14 @@ fn cockpit_route_over_ssh_reaches_libvirt_dbus_with_the_key() {
         .status()
         .expect("ssh-keygen (openssh-client)");
     assert!(st.success());
-    let secret = unique("ssh-keys");
-    podman_ok(&[
-        "secret",
-        "create",
-        &secret,
-        dir.path().join("id_ed25519.pub").to_str().unwrap(),
-    ]);
-    let _secret = Secret(secret.clone());
+    let secret = Secret::create("ssh-keys", &dir.path().join("id_ed25519.pub"));
+    let secret = &secret.0;
     let setting = format!("VIRTPOD_SSH_AUTHORIZED_KEYS=/run/secrets/{secret}");
     let vols = Volumes::new("cockpit-ssh");
     let app = Appliance::start(
         &vols,
         Opts {
-            podman: &["--secret", &secret, "-e", &setting, "-p", "127.0.0.1::22"],
+            podman: &["--secret", secret, "-e", &setting, "-p", "127.0.0.1::22"],
             ..Opts::default()
         },
     );

@@ -169,6 +169,24 @@ impl Drop for Volumes {
     }
 }
 
+/// A podman secret made from a file (what `--secret NAME` mounts at /run/secrets/NAME);
+/// removed on drop.
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn create(test: &str, file: &std::path::Path) -> Secret {
+        let name = unique(test);
+        podman_ok(&["secret", "create", &name, file.to_str().unwrap()]);
+        Secret(name)
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        podman(&["secret", "rm", &self.0]);
+    }
+}
+
 #[derive(Default)]
 pub struct Opts<'a> {
     pub podman: &'a [&'a str],

@@ -171,24 +171,17 @@ fn bad_socket_settings_stop_init_with_the_fix() {
 #[test]
 fn sasl_with_credentials_from_a_podman_secret() {
     require_prepared();
-    let secret = unique("sasl");
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("creds");
     std::fs::write(&creds, "# user:password\nadmin:correct horse\n").unwrap();
-    podman_ok(&["secret", "create", &secret, creds.to_str().unwrap()]);
-    struct Secret(String);
-    impl Drop for Secret {
-        fn drop(&mut self) {
-            podman(&["secret", "rm", &self.0]);
-        }
-    }
-    let _secret = Secret(secret.clone());
+    let secret = Secret::create("sasl", &creds);
+    let secret = &secret.0;
     let setting = format!("VIRTPOD_SASL_CREDENTIALS=/run/secrets/{secret}");
     let vols = Volumes::new("sasl");
     let app = Appliance::start(
         &vols,
         Opts {
-            podman: &["--secret", &secret, "-e", &setting],
+            podman: &["--secret", secret, "-e", &setting],
             ..Opts::default()
         },
     );

@@ -4,8 +4,8 @@
 //! container its devices; `hooks` reads oci-hooks(5) definitions as podman does; `libvirt`
 //! holds what virtpod knows about libvirt itself (its configuration files, its guests);
 //! `doctor` checks a host for what the appliance and the hook need; `cdi` writes the hook's
-//! device classes as a CDI spec. The binary in `main.rs` is
-//! a thin clap layer.
+//! device classes as a CDI spec; `install` puts the host side (binary, hook definitions, man
+//! pages, completions) onto a host. The binary in `main.rs` is a thin clap layer.
 //!
 //! The `libvirt` feature (default) links libvirt for `init` and `health`, the container side.
 //! The host side (`hook`, `hooks`, `install`, `doctor`, `cdi`) needs no libvirt: build it with
@@ -18,6 +18,7 @@ pub mod hook;
 pub mod hooks;
 #[cfg(feature = "libvirt")]
 pub mod init;
+pub mod install;
 pub mod libvirt;
 pub mod logging;
 #[cfg(feature = "systemd")]

@@ -5,7 +5,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// libvirt in a container: PID 1 of the appliance image and its helpers.
 #[derive(Parser)]
@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Hook(c) => c.exec(),
         Command::Doctor(c) => c.exec(),
         Command::Cdi(c) => c.exec(),
-        Command::Install(c) => c.exec(),
+        // Man pages and completions are generated from the whole command line.
+        Command::Install(c) => c.exec(Cli::command()),
     }
 }

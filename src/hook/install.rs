@@ -1,13 +1,17 @@
-//! `virtpod install`: our hook definitions (hooks.d/ in the repository, built into the binary)
-//! written where podman reads them, with the absolute path of the installed binary.
+//! Our hook definitions (hooks.d/ in the repository, built into the binary) written where podman
+//! reads them, with the absolute path of the installed binary. The rest of `virtpod install`
+//! is in [`crate::install`].
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::hooks::{check, dirs::HookSet, validate::PODMAN_EXTENSION_STAGES};
+use crate::hooks::dirs::{HookSet, Outcome as Loaded};
+use crate::hooks::validate::{self, Invalid, PODMAN_EXTENSION_STAGES};
+use crate::hooks::{check, schema};
+use crate::install::write::{write_atomic, Done, Outcome};
+use crate::install::Layout;
 
 pub const DEFAULT_HOOKS_DIR: &str = "/usr/share/containers/oci/hooks.d";
 
@@ -30,62 +34,146 @@ pub fn render(template: &str, binary: &Path) -> Result<String> {
     Ok(serde_json::to_string_pretty(&hook)? + "\n")
 }
 
-/// Copies this binary to `<prefix>/bin/virtpod` when a prefix is given; returns the path the
-/// hooks will run.
-pub fn place_binary(prefix: Option<&Path>) -> Result<PathBuf> {
-    let me = std::env::current_exe().context("finding this binary")?;
-    let Some(prefix) = prefix else {
-        return Ok(me);
-    };
-    let prefix = std::env::current_dir()?.join(prefix);
-    let target = prefix.join("bin/virtpod");
-    if fs::canonicalize(&target).ok() != fs::canonicalize(&me).ok() {
-        fs::create_dir_all(prefix.join("bin"))?;
-        let tmp = target.with_extension("new");
-        fs::copy(&me, &tmp)
-            .with_context(|| format!("copying {} to {}", me.display(), tmp.display()))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
-        fs::rename(&tmp, &target)?;
-        println!("installed {}", target.display());
-    }
-    Ok(target)
-}
-
-/// Writes every definition into `dir` (atomically: podman may be reading it), then checks the
-/// directory the way `virtpod hooks check` does. Returns the files written.
-pub fn install(dir: &Path, binary: &Path) -> Result<Vec<PathBuf>> {
+/// Writes every definition into the layout's hooks directory, running `binary` (as the host
+/// sees it), then checks the directory the way `virtpod hooks check` does: one invalid file
+/// and podman refuses every container.
+pub fn install(layout: &Layout, binary: &Path) -> Result<Vec<Done>> {
     if !binary.is_absolute() {
         bail!("the hook path must be absolute, got {}", binary.display());
     }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut written = Vec::new();
+    let dir = layout.on_disk(&layout.hooks_dir);
+    let mut done = Vec::new();
     for (name, template) in FILES {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        fs::write(&tmp, render(template, binary)?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        fs::rename(&tmp, &path)?;
-        written.push(path);
+        let outcome = write_atomic(
+            &path,
+            render(template, binary)?.as_bytes(),
+            0o644,
+            "run as root (sudo), or pass --hooks-dir a directory you can write \
+             (rootless podman reads it when given as --hooks-dir or hooks_dir in containers.conf)",
+        )?;
+        done.push(Done {
+            path,
+            outcome,
+            note: format!("runs {}", binary.display()),
+        });
     }
-    let set = HookSet::load(&[dir.to_path_buf()], PODMAN_EXTENSION_STAGES);
+    let mut set = HookSet::load(std::slice::from_ref(&dir), PODMAN_EXTENSION_STAGES);
+    if let Some(root) = &layout.root {
+        done.extend(find_paths_under(&mut set, root));
+    }
     let (report, ok) = check::report(&set);
     if !ok {
         bail!("{} does not pass `virtpod hooks check`; podman would refuse every container:\n{report}", dir.display());
     }
-    Ok(written)
+    Ok(done)
+}
+
+/// Under a root, hook paths name the host's files: a path missing here is looked for again
+/// under the root, where the host's file is. Another package's hook may run a file outside the
+/// directories mounted under the root: that file cannot be checked from here (and podman only
+/// skips it if the host lacks it too), so it is left out of the check and reported instead.
+fn find_paths_under(set: &mut HookSet, root: &Path) -> Vec<Done> {
+    let mut unchecked = Vec::new();
+    for file in &mut set.files {
+        if !matches!(file.outcome, Loaded::Invalid(_, true)) {
+            continue;
+        }
+        let Ok(hook) = fs::read_to_string(file.path())
+            .map_err(|e| e.to_string())
+            .and_then(|text| schema::parse(&text).map_err(|e| e.to_string()))
+        else {
+            continue;
+        };
+        let under_root = |p: &str| root.join(p.trim_start_matches('/')).exists();
+        file.outcome = match validate::validate(&hook, PODMAN_EXTENSION_STAGES, under_root) {
+            Ok(()) => Loaded::Valid(hook),
+            Err(Invalid::PathMissing(p)) if !FILES.iter().any(|(ours, _)| *ours == file.name) => {
+                unchecked.push(Done {
+                    path: file.path(),
+                    outcome: Outcome::Unchecked,
+                    note: format!(
+                        "its hook {p} is not under {}; podman skips the file if the host lacks it",
+                        root.display()
+                    ),
+                });
+                Loaded::Ignored
+            }
+            Err(e @ Invalid::PathMissing(_)) => {
+                Loaded::Invalid(format!("{e}, not even under {}", root.display()), true)
+            }
+            Err(e) => Loaded::Invalid(e.to_string(), false),
+        };
+    }
+    unchecked
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A prefix no host has, so that the binary is found under the root or nowhere.
+    const PREFIX: &str = "/virtpod-test-prefix";
+
+    fn layout(root: Option<&Path>, hooks: &Path) -> Layout {
+        Layout::new(
+            root.map(Into::into),
+            Some(PREFIX.into()),
+            hooks.into(),
+            Path::new("/"),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn installed_definitions_pass_the_check_and_run_this_binary() {
         let t = tempfile::tempdir().unwrap();
         let bin = std::env::current_exe().unwrap();
-        let written = install(t.path(), &bin).unwrap();
+        let written = install(&layout(None, t.path()), &bin).unwrap();
         assert_eq!(written.len(), FILES.len());
-        let text = fs::read_to_string(&written[0]).unwrap();
+        let text = fs::read_to_string(&written[0].path).unwrap();
         assert!(text.contains(&*bin.to_string_lossy()), "{text}");
+    }
+
+    #[test]
+    fn under_a_root_the_hook_path_is_the_host_one_and_found_under_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        let l = layout(Some(root), Path::new("/etc/containers/oci/hooks.d"));
+        // The binary only under the root, at the path the host will see without the root.
+        let bin = root.join("virtpod-test-prefix/bin/virtpod");
+        fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        fs::write(&bin, "").unwrap();
+        let done = install(&l, &l.binary()).unwrap();
+        assert_eq!(
+            done[0].path,
+            root.join("etc/containers/oci/hooks.d/virtpod-devices.json")
+        );
+        let hook: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&done[0].path).unwrap()).unwrap();
+        assert_eq!(hook["hook"]["path"], format!("{PREFIX}/bin/virtpod"));
+        assert!(done.iter().all(|d| d.outcome == Outcome::Written));
+        let again = install(&l, &l.binary()).unwrap();
+        assert!(again.iter().all(|d| d.outcome == Outcome::Unchanged));
+
+        // Another package's hook running a file outside the root: reported, not a failure.
+        let other = root.join("etc/containers/oci/hooks.d/other.json");
+        let def = FILES[0].1.replace("/usr/bin/virtpod", "/opt/other/hook");
+        fs::write(&other, def).unwrap();
+        let again = install(&l, &l.binary()).unwrap();
+        assert_eq!(again.len(), 3);
+        assert_eq!(again[2].path, other);
+        assert_eq!(again[2].outcome, Outcome::Unchecked);
+        assert!(
+            again[2].to_string().contains("/opt/other/hook"),
+            "{}",
+            again[2]
+        );
+        fs::remove_file(&other).unwrap();
+
+        // Our binary neither on the host nor under the root fails the check, naming both.
+        fs::remove_file(&bin).unwrap();
+        let e = install(&l, &l.binary()).unwrap_err().to_string();
+        assert!(e.contains("not even under"), "{e}");
     }
 }

@@ -6,7 +6,8 @@
 //! anything that is not a device under /dev), [`groups`] reads the image's /etc/group (bounded,
 //! no link followed), [`plan`] decides what the container gets, [`edit`] writes that into the
 //! OCI config, and [`stage`] runs one hook stage end to end. [`log`] escapes what it writes.
-//! [`install`] puts our hook definitions where podman reads them.
+//! [`install`] puts our hook definitions where podman reads them (the rest of `virtpod install`
+//! is [`crate::install`]).
 
 pub mod class;
 pub mod discover;

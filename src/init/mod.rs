@@ -2,7 +2,8 @@
 //!
 //! Data at the centre (`args`, `settings`, `catalog`, `backoff`, `state`), processes at the
 //! edges (`reaper` owns wait(2), `spawn` forks and execs every child, `supervisor` drives them,
-//! `prepare` touches the container's files before any daemon starts, `helpers` is the libvirt
+//! `prepare` touches the container's files before any daemon starts, `owners` re-owns
+//! state volumes that come from an image with other account numbers, `helpers` is the libvirt
 //! work init runs as child processes).
 
 pub mod args;
@@ -12,6 +13,7 @@ pub mod cockpit;
 pub mod health;
 pub mod helpers;
 pub mod notify;
+pub mod owners;
 pub mod prepare;
 pub mod reaper;
 pub mod run;

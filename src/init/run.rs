@@ -135,7 +135,7 @@ fn prepare_in_child(
         "--catalog".to_string(),
         catalog.display().to_string(),
     ];
-    let pid = spawn::spawn(
+    let (pid, output) = spawn::spawn_with_output(
         spawn::Spawn {
             name: "prepare",
             argv: &argv,
@@ -156,6 +156,8 @@ fn prepare_in_child(
     if let Some(sig) = stop {
         let _ = tx.send(reaper::Event::Stop(sig));
     }
+    // Its last words first: the error below points at them.
+    output.drain();
     if !exit.clean() {
         anyhow::bail!(
             "preparing the container failed ({exit}): the reason is the [prepare] line above"
@@ -164,10 +166,11 @@ fn prepare_in_child(
     Ok(())
 }
 
-/// Everything before the daemons start: directories, libvirt's settings for the daemons in
-/// `order`, /dev/kvm for qemu, no stale sockets.
+/// Everything before the daemons start: directories, owners of state from another image,
+/// libvirt's settings for the daemons in `order`, /dev/kvm for qemu, no stale sockets.
 fn prepare_container(catalog: &Catalog, order: &[String], settings: &Settings) -> Result<()> {
     prepare::directories()?;
+    super::owners::fix();
     let daemons: Vec<&str> = order
         .iter()
         .filter(|n| catalog.services[*n].libvirt_daemon)

@@ -65,6 +65,28 @@ fn cstrings<'a>(
 
 /// Starts the child and returns its pid; its exit arrives as `Event::Exited` from the reaper.
 pub fn spawn(req: Spawn<'_>, events: &Sender<Event>) -> Result<i32, SpawnError> {
+    spawn_with_output(req, events).map(|(pid, _)| pid)
+}
+
+/// The threads relaying a child's stdout and stderr. The reaper can report a child's exit
+/// before they have relayed its last lines: whoever reports that exit, and what it said,
+/// drains them first.
+pub struct Output(Vec<std::thread::JoinHandle<()>>);
+
+impl Output {
+    /// Waits until the child's output reached end of file, i.e. every line was relayed.
+    pub fn drain(self) {
+        for relay in self.0 {
+            let _ = relay.join();
+        }
+    }
+}
+
+/// [`spawn`], with the relay of the child's output to [`Output::drain`].
+pub fn spawn_with_output(
+    req: Spawn<'_>,
+    events: &Sender<Event>,
+) -> Result<(i32, Output), SpawnError> {
     let program = req.argv[0].clone();
     let sys = |call: &'static str| {
         let program = program.clone();
@@ -121,13 +143,15 @@ pub fn spawn(req: Spawn<'_>, events: &Sender<Event>) -> Result<i32, SpawnError> 
             errno: nix::Error::from_raw(i32::from_ne_bytes(errno)),
         });
     }
-    copy_lines(req.name, out_r, std::io::stdout(), req.tail.clone());
-    copy_lines(req.name, err_r, std::io::stderr(), req.tail);
+    let relays = [
+        copy_lines(req.name, out_r, std::io::stdout(), req.tail.clone()),
+        copy_lines(req.name, err_r, std::io::stderr(), req.tail),
+    ];
     if let Some((read_end, write_end)) = notify {
         drop(write_end);
         watch_notify(req.name.to_string(), pid, read_end, events.clone());
     }
-    Ok(pid)
+    Ok((pid, Output(relays.into_iter().flatten().collect())))
 }
 
 fn read_full(from: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -209,9 +233,14 @@ unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
     fail(fds)
 }
 
-fn copy_lines<W: Write + Send + 'static>(name: &str, from: OwnedFd, mut to: W, tail: Option<Tail>) {
+fn copy_lines<W: Write + Send + 'static>(
+    name: &str,
+    from: OwnedFd,
+    mut to: W,
+    tail: Option<Tail>,
+) -> Option<std::thread::JoinHandle<()>> {
     let prefix = format!("[{name}] ");
-    let _ = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name(format!("log-{name}"))
         .spawn(move || {
             let from = std::fs::File::from(from);
@@ -229,7 +258,8 @@ fn copy_lines<W: Write + Send + 'static>(name: &str, from: OwnedFd, mut to: W, t
                     t.push_back(String::from_utf8_lossy(&line).chars().take(300).collect());
                 }
             }
-        });
+        })
+        .ok()
 }
 
 /// s6 readiness: the service is ready when a full line arrives on its notification fd.

@@ -11,6 +11,8 @@ mod harness;
 mod hook;
 mod hooks;
 mod init;
+mod install;
 mod modes;
+mod owners;
 mod quadlet;
 mod socket;

@@ -65,7 +65,7 @@ fn podman_gives_the_host_devices_the_spec_names() {
         &ttys,
         "--entrypoint",
         "sh",
-        IMAGE,
+        image(),
         "-c",
         "for d in /dev/kvm /dev/net/tun /dev/tty0 /dev/tty7; do stat -c '%n %t:%T' $d; done; \
          exec 3<>/dev/kvm && echo opened /dev/kvm; ls /dev/fuse 2>&1; true",

@@ -473,7 +473,7 @@ fn cockpit_settings_are_checked_before_anything_starts() {
     ] {
         let mut argv = vec!["run", "--rm", "--no-healthcheck"];
         argv.extend(&args);
-        argv.push(IMAGE);
+        argv.push(image());
         let out = podman(&argv);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         assert!(text(&out).contains(says), "{args:?}: {}", text(&out));

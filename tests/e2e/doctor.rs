@@ -33,6 +33,8 @@ fn doctor_passes_with_the_appliance_running_and_the_hook_installed() {
         .arg("install")
         .arg("--hooks-dir")
         .arg(&hooks)
+        .arg("--prefix")
+        .arg(tmp.path().join("prefix"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));

@@ -366,7 +366,7 @@ fn services_that_cannot_exec_or_crash_loop_never_kill_pid_1() {
         "--no-healthcheck",
         "-e",
         "VIRTPOD_LIBVIRT_MODE=modular",
-        IMAGE,
+        image(),
     ]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     assert!(

@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-pub const IMAGE: &str = "localhost/virtpod:debian";
+/// The image the front doors (compose.yaml, the quadlet unit) name: bookworm's.
+pub const DEFAULT_IMAGE: &str = "localhost/virtpod:debian";
 /// The appliance's base image (scripts/build-image makes it with debootstrap).
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
 /// What the test guest's init prints on its console once booted (tests/guest/init).
@@ -23,6 +24,22 @@ pub const SYSTEMD_VARIANT: &[&str] = &[
     "--entrypoint",
     "/sbin/init",
 ];
+
+/// The appliance image under test: DEFAULT_IMAGE, or the one VIRTPOD_TEST_IMAGE names
+/// (tests/run runs the image-level tests again against localhost/virtpod:debian-trixie).
+pub fn image() -> &'static str {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(|| match std::env::var("VIRTPOD_TEST_IMAGE") {
+        Ok(image) if !image.is_empty() => image,
+        _ => DEFAULT_IMAGE.to_string(),
+    })
+}
+
+/// The flavour of [`image`] (`localhost/virtpod:<flavour>`), as scripts/build-image and
+/// ./appliance-up name it.
+pub fn flavour() -> &'static str {
+    image().rsplit_once(':').map_or("debian", |(_, tag)| tag)
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -72,10 +89,11 @@ pub fn podman_ok(args: &[&str]) -> String {
 
 /// Fails (never skips) when tests/prepare has not run: the tests need the real image.
 pub fn require_prepared() {
-    let out = podman(&["image", "exists", IMAGE]);
+    let out = podman(&["image", "exists", image()]);
     assert!(
         out.status.success(),
-        "image {IMAGE} is missing: run tests/run (or tests/prepare) first"
+        "image {} is missing: run tests/run (or tests/prepare) first",
+        image()
     );
     assert!(
         e2e_dir().join("guest/initrd.img").exists(),
@@ -214,7 +232,7 @@ impl<'v> Appliance<'v> {
         }
         args.extend(vols.mounts());
         args.extend(opts.podman.iter().map(|s| s.to_string()));
-        args.push(IMAGE.into());
+        args.push(image().into());
         args.extend(opts.init_args.iter().map(|s| s.to_string()));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         podman_ok(&argv);

@@ -28,12 +28,15 @@ impl Hooks {
         self.tmp.path().join("state")
     }
 
-    /// What `virtpod install` writes: the shipped definitions, default options.
+    /// What `virtpod install` writes: the shipped definitions, default options, into a prefix
+    /// of the test's own (the host's /usr/local stays as it is).
     fn installed() -> Hooks {
         let tmp = tempfile::tempdir().unwrap();
         let out = Command::new(host_bin())
             .args(["install", "--hooks-dir"])
             .arg(tmp.path().join("hooks.d"))
+            .arg("--prefix")
+            .arg(tmp.path().join("prefix"))
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
@@ -78,7 +81,7 @@ fn run(hooks: &Hooks, annotations: &[&str], script: &str) -> std::process::Outpu
     for a in annotations {
         args.extend(["--annotation", a]);
     }
-    args.extend(["--entrypoint", "sh", IMAGE, "-c", script]);
+    args.extend(["--entrypoint", "sh", image(), "-c", script]);
     podman(&args)
 }
 
@@ -101,7 +104,7 @@ fn image_group(group: &str) -> Option<String> {
         "--no-healthcheck",
         "--entrypoint",
         "getent",
-        IMAGE,
+        image(),
         "group",
         group,
     ]);
@@ -483,7 +486,7 @@ fn poststop_forgets_what_the_container_was_given() {
         "io.virtpod.device.kvm=true",
         "--entrypoint",
         "sleep",
-        IMAGE,
+        image(),
         "1000",
     ]);
     let id = podman_ok(&["inspect", "--format", "{{.Id}}", &name]);
@@ -535,7 +538,7 @@ fn a_symlinked_group_file_is_not_followed_and_the_host_gid_stays() {
             "io.virtpod.device.kvm=true",
             "--entrypoint",
             "stat",
-            IMAGE,
+            image(),
             "-c",
             "%a %g",
             "/dev/kvm",
@@ -576,7 +579,7 @@ fn every_virtpod_binary_is_position_independent() {
         "--no-healthcheck",
         "--entrypoint",
         "head",
-        IMAGE,
+        image(),
         "-c",
         "18",
         "/usr/bin/virtpod",

@@ -266,7 +266,7 @@ fn systemd_arguments_setenv_mask_and_errors() {
         "run",
         "--rm",
         "--no-healthcheck",
-        IMAGE,
+        image(),
         "systemd.unit=rescue.target",
     ]);
     assert_eq!(bad.status.code(), Some(2));
@@ -281,7 +281,7 @@ fn systemd_arguments_setenv_mask_and_errors() {
         "run",
         "--rm",
         "--no-healthcheck",
-        IMAGE,
+        image(),
         "systemd.mask=nosuchd",
     ]);
     assert_eq!(bad.status.code(), Some(2));
@@ -297,7 +297,7 @@ fn systemd_arguments_setenv_mask_and_errors() {
             "run",
             "--rm",
             "--no-healthcheck",
-            IMAGE,
+            image(),
             &format!("systemd.mask={daemon}"),
         ]);
         assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
@@ -405,7 +405,7 @@ fn a_bind_mounted_conf_file_is_used_as_it_is_and_a_read_only_run_dir_is_named() 
 
     let run = tempfile::tempdir().unwrap();
     let ro = format!("{}:/run/libvirt:ro", run.path().display());
-    let out = podman(&["run", "--rm", "--no-healthcheck", "-v", &ro, IMAGE]);
+    let out = podman(&["run", "--rm", "--no-healthcheck", "-v", &ro, image()]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         text(&out).contains("/run/libvirt is read-only") && text(&out).contains("without `:ro`"),

@@ -19,7 +19,7 @@ fn rootless_appliance_serves_the_users_virsh_and_stops_its_guest_cleanly() {
     chmod(t, 0o755);
     // The user's podman cannot see root's images: hand the image over as an archive.
     let archive = t.join("image.tar");
-    podman_ok(&["save", "-q", "-o", archive.to_str().unwrap(), IMAGE]);
+    podman_ok(&["save", "-q", "-o", archive.to_str().unwrap(), image()]);
     chmod(&archive, 0o644);
     for f in ["vmlinuz", "initrd.img"] {
         std::fs::copy(e2e_dir().join("guest").join(f), t.join(f)).unwrap();
@@ -35,7 +35,7 @@ podman load -q -i {t}/image.tar
 sock="$XDG_RUNTIME_DIR/virtpod"
 podman run -d --name virtpod --network none \
     -v virtpod-lib:/var/lib/libvirt -v virtpod-etc:/etc/libvirt -v virtpod-log:/var/log/libvirt \
-    -v "$sock:/run/libvirt" {IMAGE} >/dev/null
+    -v "$sock:/run/libvirt" {image} >/dev/null
 uri="qemu+unix:///system?socket=$sock/libvirt-sock"
 i=0; until virsh -c "$uri" version >/dev/null 2>&1; do
     i=$((i+1)); [ $i -lt 600 ] || {{ podman logs virtpod; exit 1; }}; sleep 0.1; done
@@ -52,7 +52,8 @@ podman stop -t 90 virtpod >/dev/null
 podman logs virtpod 2>&1 | grep -E 'guest shut down|stopped code' || true
 podman rm -v virtpod >/dev/null
 "#,
-        t = t.display()
+        t = t.display(),
+        image = image()
     );
     let out = Command::new(repo().join("tests/as-rootless-user"))
         .arg(ROOTLESS_UID.to_string())

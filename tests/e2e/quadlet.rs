@@ -166,7 +166,7 @@ fn assert_virtpod_service(units: &BTreeMap<String, Unit>, device: &str) {
     assert_eq!(svc.key("Service", "NotifyAccess"), "all");
     let argv = svc.exec_start();
     assert_eq!(&argv[..2], ["/usr/bin/podman", "run"], "{argv:?}");
-    assert_eq!(argv.last().unwrap(), IMAGE, "{argv:?}");
+    assert_eq!(argv.last().unwrap(), DEFAULT_IMAGE, "{argv:?}");
     assert_podman_args(&argv, &["--name", "virtpod"]);
     assert_podman_args(&argv, &["--sdnotify=container"]);
     assert_podman_args(&argv, &["--health-cmd", "/usr/bin/virtpod health"]);
@@ -373,7 +373,7 @@ impl TrixieHost {
     fn load_image(&self, user: bool) {
         let mut save = Command::new("podman")
             .env("CONTAINERS_CONF", repo().join("tests/containers.conf"))
-            .args(["save", IMAGE])
+            .args(["save", DEFAULT_IMAGE])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -385,9 +385,12 @@ impl TrixieHost {
             .stdin(save.stdout.take().unwrap())
             .output()
             .unwrap();
-        assert!(save.wait().unwrap().success(), "podman save {IMAGE}");
+        assert!(
+            save.wait().unwrap().success(),
+            "podman save {DEFAULT_IMAGE}"
+        );
         assert!(load.status.success(), "podman load: {}", text(&load));
-        assert!(text(&load).contains(IMAGE), "{}", text(&load));
+        assert!(text(&load).contains(DEFAULT_IMAGE), "{}", text(&load));
     }
 
     /// A script as the trixie host's user, with its systemd manager and runtime directory.

@@ -145,7 +145,7 @@ fn bad_socket_settings_stop_init_with_the_fix() {
         ),
         ("VIRTPOD_SOCKET_GROUP=libvirt", "set VIRTPOD_SOCKET_GID"),
     ] {
-        let out = podman(&["run", "--rm", "--no-healthcheck", "-e", setting, IMAGE]);
+        let out = podman(&["run", "--rm", "--no-healthcheck", "-e", setting, image()]);
         assert_eq!(out.status.code(), Some(2), "{setting}: {}", text(&out));
         assert!(text(&out).contains(says), "{setting}: {}", text(&out));
     }

@@ -10,8 +10,8 @@ use virtpod::install::Request;
 /// Each file is written atomically and only when it changed; each output line names it and says
 /// `wrote` or `unchanged`. From an image, with the host's directories mounted under /host:
 /// `podman run --rm -v /usr/local:/host/usr/local -v
-/// /etc/containers/oci/hooks.d:/host/etc/containers/oci/hooks.d --entrypoint /usr/bin/virtpod
-/// localhost/virtpod:debian install --root /host --hooks-dir /etc/containers/oci/hooks.d`.
+/// /usr/share/containers/oci/hooks.d:/host/usr/share/containers/oci/hooks.d --entrypoint /usr/bin/virtpod
+/// localhost/virtpod:debian install --root /host --hooks-dir /usr/share/containers/oci/hooks.d`.
 #[derive(clap::Args)]
 pub struct Install {
     /// Write every file under DIR, as `make install DESTDIR=DIR`; the paths inside the files

@@ -147,8 +147,15 @@ fn arg_after<'a>(argv: &'a [String], flag: &str) -> &'a str {
     &argv[i + 1]
 }
 
-/// What both installs must generate: `device` is the host device given to the container.
-fn assert_virtpod_service(units: &BTreeMap<String, Unit>, device: &str) {
+/// How the unit asks for /dev/kvm: from the host's hook by annotation (system), or from
+/// podman itself (user: rootless podman reads no hooks unless configured to).
+enum Kvm {
+    Annotation,
+    Device,
+}
+
+/// What both installs must generate.
+fn assert_virtpod_service(units: &BTreeMap<String, Unit>, kvm: Kvm) {
     let names: Vec<&String> = units.keys().collect();
     assert_eq!(
         names,
@@ -170,7 +177,14 @@ fn assert_virtpod_service(units: &BTreeMap<String, Unit>, device: &str) {
     assert_podman_args(&argv, &["--name", "virtpod"]);
     assert_podman_args(&argv, &["--sdnotify=container"]);
     assert_podman_args(&argv, &["--health-cmd", "/usr/bin/virtpod health"]);
-    assert_podman_args(&argv, &["--device", device]);
+    match kvm {
+        Kvm::Device => assert_podman_args(&argv, &["--device", "/dev/kvm"]),
+        Kvm::Annotation => {
+            assert_podman_args(&argv, &["--annotation", "io.virtpod.device.kvm=true"]);
+            assert_podman_args(&argv, &["--annotation", "io.virtpod.device.tun=true"]);
+            assert!(!argv.iter().any(|a| a == "--device"), "{argv:?}");
+        }
+    }
     for (v, target) in [
         ("lib", "/var/lib/libvirt"),
         ("etc", "/etc/libvirt"),
@@ -221,7 +235,7 @@ fn assert_virtpod_service(units: &BTreeMap<String, Unit>, device: &str) {
 #[test]
 fn quadlet_system_units_generate_a_notify_service_with_health_stop_timeout_device_and_mounts() {
     let units = dryrun("system", false);
-    assert_virtpod_service(&units, "/dev/kvm");
+    assert_virtpod_service(&units, Kvm::Annotation);
     let svc = &units["virtpod.service"];
     assert_eq!(svc.key("Install", "WantedBy"), "multi-user.target");
 }
@@ -230,7 +244,7 @@ fn quadlet_system_units_generate_a_notify_service_with_health_stop_timeout_devic
 fn quadlet_user_units_generate_the_same_service_for_systemctl_user() {
     let units = dryrun("user", true);
     // AddDevice=-/dev/kvm: given when the host has it (here it has).
-    assert_virtpod_service(&units, "/dev/kvm");
+    assert_virtpod_service(&units, Kvm::Device);
     let svc = &units["virtpod.service"];
     assert_eq!(svc.key("Install", "WantedBy"), "default.target");
 }
@@ -520,6 +534,19 @@ fn start_stop_story(user: bool) {
                > ~/.config/containers/systemd/virtpod.container.d/cgroups-v1.conf \
             && systemctl --user daemon-reload");
     } else {
+        // The host side from the image, as docs/modes.md says: the hook the unit's annotations
+        // ask for /dev/kvm and /dev/net/tun.
+        let said = sh(&format!(
+            "mkdir -p /usr/share/containers/oci/hooks.d && \
+             podman run --rm --network none -v /usr/local:/host/usr/local \
+             -v /usr/share/containers/oci/hooks.d:/host/usr/share/containers/oci/hooks.d \
+             --entrypoint /usr/bin/virtpod {DEFAULT_IMAGE} \
+             install --root /host --hooks-dir /usr/share/containers/oci/hooks.d 2>&1"
+        ));
+        assert!(
+            said.contains("wrote /host/usr/share/containers/oci/hooks.d/virtpod-devices.json"),
+            "{said}"
+        );
         sh("cp /mnt/quadlet/system/* /etc/containers/systemd/ && systemctl daemon-reload");
     }
     let show = sh(&format!(
@@ -557,10 +584,15 @@ fn start_stop_story(user: bool) {
         sh("podman inspect --format '{{.Config.StopTimeout}}' virtpod").trim(),
         "120"
     );
-    assert_eq!(
-        sh("podman exec virtpod stat -c %t:%T /dev/kvm").trim(),
-        "a:e8"
-    );
+    // System: through the hook, with the image's kvm group; user: podman's own device.
+    let kvm = sh("podman exec virtpod stat -c '%t:%T %G %a' /dev/kvm");
+    if user {
+        assert!(kvm.starts_with("a:e8 "), "{kvm}");
+    } else {
+        assert_eq!(kvm.trim(), "a:e8 kvm 660");
+        let log = sh("grep 'kvm: /dev/kvm' /var/log/virtpod-hook.log || true");
+        assert!(log.contains("group kvm of the image"), "hook log: {log}");
+    }
     let owner = if user { "vpuser" } else { "root" };
     assert_eq!(
         sh(&format!("stat -c '%F %U' {socket_dir}/libvirt-sock")).trim(),

@@ -551,7 +551,7 @@ fn a_symlinked_group_file_is_not_followed_and_the_host_gid_stays() {
             .unwrap();
         // Hooks are chosen when the container starts, by the process that starts it.
         let out = podman(&["--hooks-dir", &dir, "start", "--attach", &name]);
-        podman(&["rm", "-f", "-t", "0", &name]);
+        podman(&["rm", "-f", "-v", "-t", "0", &name]);
         assert!(crafted.success(), "{craft}");
         assert!(
             out.status.success(),

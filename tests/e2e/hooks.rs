@@ -340,7 +340,7 @@ fn compare(c: &Case, rec: &Path) -> Result<(), String> {
             ]);
             opts.extend(["--volumes-from".into(), src.clone()]);
             run.volumes_from.push(src.clone());
-            cleanup.push(vec!["rm".into(), "-f".into(), src]);
+            cleanup.push(vec!["rm".into(), "-f".into(), "-v".into(), src]);
         }
         (Some(Needs::Pod), Some(run)) => {
             let pod = unique("hooks-pod");

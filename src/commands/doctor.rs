@@ -8,7 +8,9 @@ pub struct Doctor {
     /// libvirt's socket as the appliance exposes it on the host.
     #[arg(long, default_value = virtpod::doctor::DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// A hooks directory, as podman's --hooks-dir (repeatable; default: podman's two).
+    /// A hooks directory, as podman's --hooks-dir (repeatable; default: the ones this podman
+    /// reads unconfigured: podman 4 both /usr/share/… and /etc/containers/oci/hooks.d, podman 5
+    /// only /usr/share/containers/oci/hooks.d).
     #[arg(long = "hooks-dir")]
     hooks_dirs: Vec<PathBuf>,
 }

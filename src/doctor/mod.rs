@@ -82,7 +82,12 @@ pub fn run(o: &Options) -> Vec<Finding> {
         ));
     }
     findings.push(checks::kvm(&facts::kvm()));
-    findings.push(checks::hooks(&facts::hooks(&o.hooks_dirs)));
+    // Without --hooks-dir, the directories this podman reads by default.
+    let hooks_dirs = match (&podman, o.hooks_dirs.is_empty()) {
+        (Ok(p), true) => crate::hooks::default_dirs_for(&p.version),
+        _ => o.hooks_dirs.clone(),
+    };
+    findings.push(checks::hooks(&facts::hooks(&hooks_dirs)));
     findings.push(checks::socket(&o.socket, &facts::connect(&o.socket)));
     findings
 }

@@ -54,16 +54,23 @@ impl HostSide {
 }
 
 fn run_appliance_up(vols: &Volumes, host: &HostSide, variant: &str) -> std::process::Output {
-    Command::new(repo().join("appliance-up"))
+    appliance_up_command(vols, host)
         .env("VIRTPOD_VARIANT", variant)
+        .output()
+        .expect("running ./appliance-up")
+}
+
+/// ./appliance-up with the test's own names, sockets and host side.
+fn appliance_up_command(vols: &Volumes, host: &HostSide) -> Command {
+    let mut command = Command::new(repo().join("appliance-up"));
+    command
         .env("VIRTPOD_FLAVOUR", flavour())
         .env("VIRTPOD_NAME", &vols.prefix)
         .env("VIRTPOD_SOCKET_DIR", vols.run_dir.path())
         .env("VIRTPOD_PREFIX", host.prefix())
         .env("VIRTPOD_HOOKS_DIR", host.hooks_dir())
-        .env("CONTAINERS_CONF", host.conf())
-        .output()
-        .expect("running ./appliance-up")
+        .env("CONTAINERS_CONF", host.conf());
+    command
 }
 
 fn appliance_up_variant(vols: &Volumes, host: &HostSide, variant: &str) -> String {
@@ -261,13 +268,7 @@ fn appliance_up_fails_fast_and_says_why_when_the_container_cannot_start() {
     };
     let host = HostSide::new();
     let started = std::time::Instant::now();
-    let out = Command::new(repo().join("appliance-up"))
-        .env("VIRTPOD_FLAVOUR", flavour())
-        .env("VIRTPOD_NAME", &vols.prefix)
-        .env("VIRTPOD_SOCKET_DIR", vols.run_dir.path())
-        .env("VIRTPOD_PREFIX", host.prefix())
-        .env("VIRTPOD_HOOKS_DIR", host.hooks_dir())
-        .env("CONTAINERS_CONF", host.conf())
+    let out = appliance_up_command(&vols, &host)
         .env("VIRTPOD_SOCKET_GID", "libvirt")
         .output()
         .expect("running ./appliance-up");

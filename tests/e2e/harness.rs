@@ -151,7 +151,8 @@ impl Volumes {
         }
     }
 
-    fn mounts(&self) -> Vec<String> {
+    /// `-v` options for the three state volumes and the socket directory.
+    pub fn mounts(&self) -> Vec<String> {
         let mut v = Vec::new();
         for (suffix, target) in [
             ("lib", "/var/lib/libvirt"),

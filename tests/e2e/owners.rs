@@ -62,16 +62,7 @@ fn start_with<'v>(vols: &'v Volumes, image: &str) -> Appliance<'v> {
         "--device".into(),
         "/dev/kvm".into(),
     ];
-    for (suffix, target) in [
-        ("lib", "/var/lib/libvirt"),
-        ("etc", "/etc/libvirt"),
-        ("log", "/var/log/libvirt"),
-    ] {
-        args.push("-v".into());
-        args.push(format!("{}_{suffix}:{target}", vols.prefix));
-    }
-    args.push("-v".into());
-    args.push(format!("{}:/run/libvirt", vols.run_dir.path().display()));
+    args.extend(vols.mounts());
     args.push(image.into());
     podman_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     Appliance { name, vols }

@@ -161,10 +161,8 @@ fn resolve(spec: &str, table: &[(String, u32)]) -> Option<(String, u32)> {
 /// of the user's name, else its primary group), and the groups libvirt and kvm. Also gives the
 /// warnings worth a line in the log.
 pub fn image_identity(passwd: &str, group: &str, qemu_conf: &str) -> (Identity, Vec<String>) {
-    let users: Vec<(String, u32)> = parse_passwd(passwd)
-        .into_iter()
-        .map(|u| (u.name, u.uid))
-        .collect();
+    let passwd = parse_passwd(passwd);
+    let users: Vec<(String, u32)> = passwd.iter().map(|u| (u.name.clone(), u.uid)).collect();
     let groups: Vec<(String, u32)> = parse_group(group)
         .into_iter()
         .map(|g| (g.name, g.gid))
@@ -205,7 +203,7 @@ pub fn image_identity(passwd: &str, group: &str, qemu_conf: &str) -> (Identity, 
         let (name, _) = user.as_ref()?;
         let named = groups.iter().find(|(g, _)| g == name).cloned();
         named.or_else(|| {
-            let primary = parse_passwd(passwd).into_iter().find(|u| &u.name == name)?;
+            let primary = passwd.iter().find(|u| &u.name == name)?;
             resolve(&format!("+{}", primary.gid), &groups)
         })
     });

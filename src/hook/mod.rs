@@ -5,7 +5,8 @@
 //! annotations into requests, [`discover`] finds the matching nodes on the host (and refuses
 //! anything that is not a device under /dev), [`groups`] reads the image's /etc/group (bounded,
 //! no link followed), [`plan`] decides what the container gets, [`edit`] writes that into the
-//! OCI config, and [`stage`] runs one hook stage end to end. [`log`] escapes what it writes.
+//! OCI config, and [`stage`] runs one hook stage end to end. [`sysctl`] makes /proc/sys/net
+//! writable for a container with a network of its own (`io.virtpod.sysctl.net=rw`). [`log`] escapes what it writes.
 //! [`install`] puts our hook definitions where podman reads them (the rest of `virtpod install`
 //! is [`crate::install`]).
 
@@ -18,6 +19,7 @@ pub mod log;
 pub mod plan;
 pub mod request;
 pub mod stage;
+pub mod sysctl;
 
 /// Where the hook looks for things on the host. Tests point these at temporary directories.
 #[derive(Debug, Clone)]

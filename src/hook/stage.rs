@@ -11,6 +11,7 @@ use super::edit;
 use super::groups;
 use super::plan::{self, Mode, Plan};
 use super::request::{self, Request};
+use super::sysctl;
 use super::HostPaths;
 
 /// The container id podman put in the config (the precreate stage has no OCI state): from the
@@ -159,17 +160,46 @@ pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
     let shown = id.as_deref().map_or("unknown", short);
     let _span = tracing::info_span!("hook", container = %shown, stage = "precreate").entered();
     let requests = requests(&config)?;
-    if requests.is_empty() {
+    let writable_net = sysctl::wants_writable_net(&config)?;
+    if requests.is_empty() && !writable_net {
         tracing::debug!("no device requested");
         return Ok(input.to_vec());
     }
-    let mode = mode_for(&config);
-    let plan = decide(&requests, host, mode, &rootfs(&config, Path::new(".")))?;
-    for s in edit::apply(&mut config, &plan, mode) {
-        tracing::info!("{s}");
+    if writable_net {
+        let said = sysctl::make_net_writable(&mut config, &proc_sys_entries()?, is_host_netns)?;
+        tracing::info!("{said}");
     }
-    record(host, id.as_deref(), "precreate", &plan);
+    if !requests.is_empty() {
+        let mode = mode_for(&config);
+        let plan = decide(&requests, host, mode, &rootfs(&config, Path::new(".")))?;
+        for s in edit::apply(&mut config, &plan, mode) {
+            tracing::info!("{s}");
+        }
+        record(host, id.as_deref(), "precreate", &plan);
+    }
     Ok(serde_json::to_vec(&config)?)
+}
+
+/// The top-level directories of /proc/sys (the container's procfs has the same ones).
+fn proc_sys_entries() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir("/proc/sys").context("listing /proc/sys")? {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+/// Whether a network namespace path is the one podman (and so this hook) runs in, or the one of
+/// the host's PID 1: the same namespace file, by device and inode.
+fn is_host_netns(path: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let Some(target) = id(path) else {
+        return false;
+    };
+    ["/proc/self/ns/net", "/proc/1/ns/net"]
+        .iter()
+        .any(|p| id(p) == Some(target))
 }
 
 fn parse_state(input: &[u8]) -> Result<oci_spec::runtime::State> {

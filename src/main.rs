@@ -33,6 +33,7 @@ enum Command {
     Hook(commands::hook::Hook),
     Doctor(commands::doctor::Doctor),
     Cdi(commands::cdi::Cdi),
+    Forward(commands::forward::Forward),
     Install(commands::install::Install),
 }
 
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Hook(c) => c.exec(),
         Command::Doctor(c) => c.exec(),
         Command::Cdi(c) => c.exec(),
+        Command::Forward(c) => c.exec(),
         // Man pages and completions are generated from the whole command line.
         Command::Install(c) => c.exec(Cli::command()),
     }

@@ -3,6 +3,7 @@
 
 pub mod cdi;
 pub mod doctor;
+pub mod forward;
 #[cfg(feature = "libvirt")]
 pub mod health;
 pub mod hook;

@@ -80,6 +80,9 @@ fn choose(
     if settings.ssh_keys.is_some() {
         wanted.push(("VIRTPOD_SSH_AUTHORIZED_KEYS", super::ssh::SERVICES));
     }
+    if !settings.forward.is_empty() {
+        wanted.push((crate::forward::SETTING, &["forward"]));
+    }
     let boot = super::cockpit::with_services(&wanted, boot)?;
     let order = catalog.select(flavor, &boot)?;
     info!(?flavor, services = ?order, socket = settings.socket.describe(), "virtpod settings");

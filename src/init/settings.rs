@@ -55,6 +55,8 @@ pub struct Settings {
     pub cockpit: Option<PathBuf>,
     /// `VIRTPOD_SSH_AUTHORIZED_KEYS`: sshd on, root's keys from this file (ssh.rs).
     pub ssh_keys: Option<PathBuf>,
+    /// `VIRTPOD_FORWARD`: the container's TCP ports forwarded to guests (crate::forward).
+    pub forward: Vec<crate::forward::rules::Rule>,
 }
 
 /// Names virtpod reads somewhere (here, the front doors, logging): not typos.
@@ -71,6 +73,7 @@ const KNOWN: &[&str] = &[
     "VIRTPOD_COCKPIT",
     "VIRTPOD_COCKPIT_CREDENTIALS",
     "VIRTPOD_SSH_AUTHORIZED_KEYS",
+    "VIRTPOD_FORWARD",
     "VIRTPOD_LOG",
     "VIRTPOD_NAME",
     "VIRTPOD_SOCKET_DIR",
@@ -259,6 +262,14 @@ impl Settings {
                 ))
             }
         };
+        let forward = match get(env, crate::forward::SETTING) {
+            None => Vec::new(),
+            Some(v) => crate::forward::rules::parse(v).map_err(|e| SettingError {
+                key: crate::forward::SETTING,
+                value: v.to_string(),
+                expected: e,
+            })?,
+        };
         Ok(Settings {
             mode,
             policy: Policy {
@@ -275,6 +286,7 @@ impl Settings {
             sasl,
             cockpit,
             ssh_keys,
+            forward,
         })
     }
 

@@ -26,6 +26,14 @@ fn connect() -> Result<Connect, virt::error::Error> {
     Connect::open(Some(crate::libvirt::URI))
 }
 
+/// Says goodbye: virt's Connect does not close itself when dropped, and a connection that just
+/// ends makes libvirtd log "End of file while reading data: Input/output error".
+fn close(conn: &mut Connect) {
+    if let Err(e) = conn.close() {
+        debug!("closing the libvirt connection: {e}");
+    }
+}
+
 /// Connects, retrying until `deadline` (None: for ever).
 fn connect_by(deadline: Option<Instant>) -> Option<Connect> {
     let mut last = String::new();
@@ -52,7 +60,7 @@ pub fn wait_ready() -> i32 {
     loop {
         if let Some(mut conn) = connect_by(None) {
             let answered = conn.get_lib_version().is_ok();
-            let _ = conn.close();
+            close(&mut conn);
             if answered {
                 return 0;
             }
@@ -78,11 +86,13 @@ pub fn boot_guests(record: &Path) -> i32 {
     );
     // SAFETY: the handler only stores to an atomic.
     let _ = unsafe { sigaction(Signal::SIGTERM, &action) };
-    let Some(conn) = connect_by(Some(Instant::now() + Duration::from_secs(60))) else {
+    let Some(mut conn) = connect_by(Some(Instant::now() + Duration::from_secs(60))) else {
         error!("libvirt did not answer: the guests of the last run were not started (they stay recorded)");
         return 1;
     };
-    match guests::start_recorded(&conn, record, || TERMINATE.load(Ordering::SeqCst)) {
+    let started = guests::start_recorded(&conn, record, || TERMINATE.load(Ordering::SeqCst));
+    close(&mut conn);
+    match started {
         Ok(started) => {
             if !started.is_empty() {
                 info!(guests = ?started, "guests of the last run started");
@@ -100,7 +110,7 @@ pub fn boot_guests(record: &Path) -> i32 {
 /// back any daemon that is down) and stop every guest as the policy says.
 pub fn stop_guests(record: &Path, policy: &Policy) -> i32 {
     let start = Instant::now();
-    let Some(conn) = connect_by(Some(start + policy.shutdown_timeout)) else {
+    let Some(mut conn) = connect_by(Some(start + policy.shutdown_timeout)) else {
         error!(
             budget = ?policy.shutdown_timeout,
             "libvirt did not answer in time: the guests could not be shut down cleanly (their record is kept)"
@@ -111,7 +121,9 @@ pub fn stop_guests(record: &Path, policy: &Policy) -> i32 {
         shutdown_timeout: policy.shutdown_timeout.saturating_sub(start.elapsed()),
         ..policy.clone()
     };
-    match guests::stop_all(&conn, &left, record) {
+    let stopped = guests::stop_all(&conn, &left, record);
+    close(&mut conn);
+    match stopped {
         Ok(report) => {
             let mut code = GUESTS_CLEAN;
             if !report.forced.is_empty() {

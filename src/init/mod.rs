@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod cockpit;
 pub mod health;
 pub mod helpers;
+pub mod listening;
 pub mod notify;
 pub mod owners;
 pub mod prepare;

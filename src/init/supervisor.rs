@@ -9,7 +9,6 @@
 //! only by helper processes (helpers.rs), which are children like the services.
 
 use std::collections::BTreeMap;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -299,7 +298,7 @@ impl Supervisor {
                 continue;
             };
             if let Some(Ready::Socket(path)) = &svc.def.ready {
-                if UnixStream::connect(path).is_ok() {
+                if super::listening::listening(path) {
                     self.mark_ready(&svc.name.clone(), pid);
                     any = true;
                     continue;

@@ -355,6 +355,41 @@ const ROLES: &[Role] = &[
             ("alpine", Named(&["openssh-server"])),
         ],
     },
+    Role {
+        role: "dnsmasq (DHCP and DNS of libvirt's NAT network `default`)",
+        stage: In::Final,
+        cells: &[
+            ("debian", Named(&["dnsmasq-base"])),
+            ("debian-trixie", Named(&["dnsmasq-base"])),
+            ("fedora", Named(&["dnsmasq"])),
+            ("alpine", Named(&["dnsmasq"])),
+        ],
+    },
+    Role {
+        role: "the NAT network's firewall (libvirt's backend: iptables, or nftables on Fedora)",
+        stage: In::Final,
+        cells: &[
+            ("debian", Named(&["iptables"])),
+            ("debian-trixie", Named(&["iptables"])),
+            ("fedora", Named(&["nftables"])),
+            ("alpine", Named(&["iptables"])),
+        ],
+    },
+    Role {
+        role: "passt (user-mode interfaces: a rootless guest's network)",
+        stage: In::Final,
+        cells: &[
+            (
+                "debian",
+                Absent(
+                    "bookworm's libvirt 9.0 rejects <backend type='passt'/>: use the trixie image",
+                ),
+            ),
+            ("debian-trixie", Named(&["passt"])),
+            ("fedora", Named(&["passt"])),
+            ("alpine", Named(&["passt"])),
+        ],
+    },
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::harness::*;
 
 /// compose makes a network per project and `down` leaves it behind.
-struct ProjectNetwork(String);
+pub(crate) struct ProjectNetwork(pub(crate) String);
 
 impl Drop for ProjectNetwork {
     fn drop(&mut self) {
@@ -18,12 +18,12 @@ impl Drop for ProjectNetwork {
 
 /// Where ./appliance-up installs the host side in a test, and podman's configuration that
 /// reads the hooks from there: tests/containers.conf plus `hooks_dir`.
-struct HostSide {
+pub(crate) struct HostSide {
     dir: tempfile::TempDir,
 }
 
 impl HostSide {
-    fn new() -> HostSide {
+    pub(crate) fn new() -> HostSide {
         let dir = tempfile::tempdir().unwrap();
         let conf = std::fs::read_to_string(repo().join("tests/containers.conf")).unwrap();
         let hooks = dir.path().join("hooks.d");
@@ -61,7 +61,7 @@ fn run_appliance_up(vols: &Volumes, host: &HostSide, variant: &str) -> std::proc
 }
 
 /// ./appliance-up with the test's own names, sockets and host side.
-fn appliance_up_command(vols: &Volumes, host: &HostSide) -> Command {
+pub(crate) fn appliance_up_command(vols: &Volumes, host: &HostSide) -> Command {
     let mut command = Command::new(repo().join("appliance-up"));
     command
         .env("VIRTPOD_FLAVOUR", flavour())

@@ -13,6 +13,7 @@ pub const DEFAULT_IMAGE: &str = "localhost/virtpod:debian";
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm";
 /// What the test guest's init prints on its console once booted (tests/guest/init).
 pub const GUEST_BOOTED: &str = "VIRTPOD-GUEST-BOOTED";
+pub const GUEST_LEASE: &str = "VIRTPOD-GUEST-LEASE";
 /// What it prints when it sees the ACPI power button, before powering off.
 pub const GUEST_POWER_BUTTON: &str = "VIRTPOD-GUEST-POWER-BUTTON";
 /// `podman run` options of the systemd variant (docs/modes.md): systemd as PID 1, which stops
@@ -335,6 +336,29 @@ impl<'v> Appliance<'v> {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), xml).unwrap();
         self.virsh_ok(&["define", file.path().to_str().unwrap()]);
+    }
+
+    /// Defines a TCG guest with one network interface (`interface`: the `<interface>` element,
+    /// virtio) that takes a DHCP lease and serves HTTP on port 80 (tests/guest/init,
+    /// `virtpod.net`); `cmdline` adds kernel arguments (`virtpod.fetch=URL`).
+    pub fn define_networked_guest(&self, guest: &str, interface: &str, cmdline: &str) {
+        self.define_guest_with(guest, "qemu", &format!("virtpod.net {cmdline}"));
+        let xml = self.virsh_ok(&["dumpxml", "--inactive", guest]);
+        let xml = xml.replace("<devices>", &format!("<devices>\n    {interface}"));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), xml).unwrap();
+        self.virsh_ok(&["define", file.path().to_str().unwrap()]);
+    }
+
+    /// The address the guest's console says it leased (tests/guest/udhcpc-script).
+    pub fn wait_lease(&self, guest: &str) -> String {
+        self.wait_console(guest, GUEST_LEASE, 1);
+        let console = self.console(guest);
+        let line = console.lines().find(|l| l.contains(GUEST_LEASE)).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Defines a TCG guest, starts it and waits for its first boot marker on the console.

@@ -13,6 +13,7 @@ mod hooks;
 mod init;
 mod install;
 mod modes;
+mod network;
 mod owners;
 mod quadlet;
 mod socket;

@@ -181,7 +181,19 @@ pub fn hooks(h: &Hooks) -> Finding {
             .find(|o| o.stages.iter().any(|s| s == stage))
             .map(|o| format!("{stage} ({})", o.file.display()))
     };
+    let precreate_sysctl = h
+        .ours
+        .iter()
+        .any(|o| o.sysctl && o.stages.iter().any(|s| s == "precreate"));
     match (at("precreate"), at("poststop")) {
+        (Some(pre), _) if !precreate_sysctl => Finding::warn(
+            "hooks",
+            format!(
+                "the virtpod hook at {pre} predates io.virtpod.sysctl.net: it does not run for it, \
+                 so libvirt's default NAT network cannot start in the appliance (docs/networking.md)"
+            ),
+            "re-install the hook definitions from the image: ./appliance-up does, or `virtpod install`",
+        ),
         (Some(pre), post) => Finding::ok(
             "hooks",
             match post {
@@ -379,8 +391,18 @@ mod tests {
         h.ours = vec![OurHook {
             file: "/d/virtpod-devices.json".into(),
             stages: vec!["precreate".into()],
+            sysctl: true,
         }];
         assert_eq!(hooks(&h).level, Level::Ok);
+        // An older definition: devices only, so the NAT network's sysctl never reaches the hook.
+        h.ours[0].sysctl = false;
+        let old = hooks(&h);
+        assert_eq!(old.level, Level::Warn);
+        assert!(
+            old.detail.contains("predates io.virtpod.sysctl.net"),
+            "{}",
+            old.detail
+        );
     }
 
     #[test]

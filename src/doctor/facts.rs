@@ -193,6 +193,9 @@ pub fn kvm() -> io::Result<DeviceNode> {
 pub struct OurHook {
     pub file: PathBuf,
     pub stages: Vec<String>,
+    /// Whether it runs for `io.virtpod.sysctl.net=rw` (the NAT network's writable /proc/sys/net):
+    /// definitions written before that annotation existed match device annotations only.
+    pub sysctl: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -213,6 +216,7 @@ pub fn hooks(dirs: &[PathBuf]) -> Hooks {
             Outcome::Valid(h) if runs_virtpod_hook(&h.hook.args) => Some(OurHook {
                 file: f.path(),
                 stages: h.stages.clone().unwrap_or_default(),
+                sysctl: runs_for_sysctl(&h.when),
             }),
             _ => None,
         })
@@ -222,6 +226,15 @@ pub fn hooks(dirs: &[PathBuf]) -> Hooks {
         dirs,
         ours,
     }
+}
+
+fn runs_for_sysctl(when: &crate::hooks::schema::When) -> bool {
+    let container = crate::hooks::when::Container {
+        annotations: [(crate::hook::sysctl::NET.to_string(), "rw".to_string())].into(),
+        command: Some("/usr/bin/virtpod".into()),
+        has_bind_mounts: true,
+    };
+    crate::hooks::when::matches(when, &container).unwrap_or(false)
 }
 
 fn runs_virtpod_hook(args: &Option<Vec<String>>) -> bool {
@@ -238,6 +251,20 @@ pub fn connect(socket: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_hook_runs_for_the_sysctl_annotation_and_an_older_one_does_not() {
+        let shipped: serde_json::Value =
+            serde_json::from_str(include_str!("../../hooks.d/virtpod-devices.json")).unwrap();
+        let when: crate::hooks::schema::When =
+            serde_json::from_value(shipped["when"].clone()).unwrap();
+        assert!(runs_for_sysctl(&when));
+        let older: crate::hooks::schema::When = serde_json::from_str(
+            r#"{"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.": ".*"}}"#,
+        )
+        .unwrap();
+        assert!(!runs_for_sysctl(&older));
+    }
 
     #[test]
     fn cap_sys_resource_is_bit_24_of_the_effective_set() {

@@ -235,3 +235,67 @@ fn host_network_puts_the_guests_nic_on_the_host() {
     app.virsh_ok(&["destroy", "net"]);
     assert!(!ip_link().status.success(), "{tap} outlived the guest");
 }
+
+/// Host processes whose cgroup path (any controller) contains `needle`, as "pid path" lines.
+fn host_processes_in_cgroup(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cg) = std::fs::read_to_string(entry.path().join("cgroup")) {
+            if let Some(line) = cg.lines().find(|l| l.contains(needle)) {
+                found.push(format!("{name} {line}"));
+            }
+        }
+    }
+    found
+}
+
+/// Rootful `--privileged` under `virtpod init`: everything works as in the default mode (the NAT
+/// network starts, its container having every capability and a writable /proc/sys in its own
+/// network namespace), and the guests stay inside the container: libvirt puts qemu in a cgroup
+/// below the container's own (`…/libpod-ID/machine/qemu-…`), never beside it on the host, so a
+/// `podman rm -f` takes them along. The image has no udev, so nothing in it replays the host's
+/// device events. (The systemd variant privileged is not examined here: docs/modes.md.)
+#[test]
+fn privileged_appliance_keeps_its_guests_inside_its_own_cgroup() {
+    require_prepared();
+    let vols = Volumes::new("priv");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["--privileged"],
+            ..Default::default()
+        },
+    );
+    app.wait_ready();
+    let info = app.virsh_ok(&["net-info", "default"]);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Active:") && l.ends_with("yes")),
+        "{info}"
+    );
+    app.boot_guest("pg");
+    let id = podman_ok(&["inspect", &app.name, "--format", "{{.Id}}"])
+        .trim()
+        .to_string();
+    let nested = host_processes_in_cgroup(&format!("libpod-{id}/machine/qemu-"));
+    assert!(
+        !nested.is_empty(),
+        "no host process in a machine cgroup below the container's own (libpod-{id})"
+    );
+    // Nowhere else: no qemu of this guest in a machine cgroup outside the container's.
+    let outside: Vec<String> = host_processes_in_cgroup("qemu-1-pg.libvirt-qemu")
+        .into_iter()
+        .filter(|l| !l.contains(&format!("libpod-{id}")))
+        .collect();
+    assert!(outside.is_empty(), "{outside:?}");
+    drop(app);
+    wait_for(
+        "the privileged container's processes to be gone",
+        std::time::Duration::from_secs(30),
+        || host_processes_in_cgroup(&format!("libpod-{id}")).is_empty(),
+    );
+}

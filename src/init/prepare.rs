@@ -140,6 +140,49 @@ fn apply(path: &str, settings: &[Setting]) -> Result<()> {
     Ok(())
 }
 
+/// Capabilities libvirt needs to start qemu as its own user with fewer privileges, by number
+/// and name: without them every guest (and even libvirt's probe of qemu) fails with "cannot apply
+/// process capabilities -5" or "cannot change to '64055:64055' user" deep in libvirt's log.
+const NEEDED_CAPS: &[(u32, &str, &str)] = &[
+    (6, "SETGID", "to give qemu its group"),
+    (7, "SETUID", "to run qemu as its own user"),
+    (8, "SETPCAP", "to drop qemu's capabilities (libcap-ng)"),
+];
+
+/// The effective capability set of a /proc/PID/status text (`CapEff:` in hex).
+pub fn effective_caps(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
+}
+
+/// Refuse to start libvirt without what it needs to start any guest, naming each missing
+/// capability and the fix.
+pub fn capabilities(status: &str) -> Result<()> {
+    let Some(caps) = effective_caps(status) else {
+        return Ok(());
+    };
+    let missing: Vec<String> = NEEDED_CAPS
+        .iter()
+        .filter(|(bit, _, _)| caps & (1 << bit) == 0)
+        .map(|(_, name, why)| format!("CAP_{name} ({why})"))
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<&str> = NEEDED_CAPS
+            .iter()
+            .filter(|(bit, _, _)| caps & (1 << bit) == 0)
+            .map(|(_, name, _)| *name)
+            .collect();
+        bail!(
+            "the container lacks {}: libvirt could start no guest (\"cannot apply process capabilities\"); \
+             podman gives these by default, so add them back: --cap-add {} (or remove the --cap-drop, \
+             or restore containers.conf's default_capabilities)",
+            missing.join(", "),
+            names.join(",")
+        );
+    }
+    Ok(())
+}
+
 /// Whether this container may create cgroups (rootful `--privileged`, or a delegated cgroup v2
 /// tree). Probed by creating and removing one.
 fn cgroups_writable() -> bool {
@@ -211,6 +254,25 @@ pub fn stale_sockets() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_capabilities_are_named_with_the_fix() {
+        // podman's defaults: CHOWN DAC_OVERRIDE FOWNER FSETID KILL NET_BIND_SERVICE SETFCAP SETGID
+        // SETPCAP SETUID SYS_CHROOT.
+        let defaults = "Name:\tx\nCapEff:\t00000000800405fb\n";
+        assert!(capabilities(defaults).is_ok());
+        let without_setpcap = "CapEff:\t00000000800404fb\n";
+        let e = capabilities(without_setpcap).unwrap_err().to_string();
+        assert!(
+            e.contains("lacks CAP_SETPCAP (to drop qemu's capabilities"),
+            "{e}"
+        );
+        assert!(e.contains("--cap-add SETPCAP"), "{e}");
+        let none = "CapEff:\t0000000000000000\n";
+        let e = capabilities(none).unwrap_err().to_string();
+        assert!(e.contains("--cap-add SETGID,SETUID,SETPCAP"), "{e}");
+        assert!(capabilities("no such line").is_ok());
+    }
 
     #[test]
     fn cgroup_controllers_only_when_unusable() {

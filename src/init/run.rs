@@ -172,6 +172,7 @@ fn prepare_in_child(
 /// Everything before the daemons start: directories, owners of state from another image,
 /// libvirt's settings for the daemons in `order`, /dev/kvm for qemu, no stale sockets.
 fn prepare_container(catalog: &Catalog, order: &[String], settings: &Settings) -> Result<()> {
+    prepare::capabilities(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())?;
     prepare::directories()?;
     super::owners::fix();
     let daemons: Vec<&str> = order

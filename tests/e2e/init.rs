@@ -413,3 +413,29 @@ fn a_bind_mounted_conf_file_is_used_as_it_is_and_a_read_only_run_dir_is_named() 
         text(&out)
     );
 }
+
+/// A container without a capability libvirt needs to start any guest (podman gives it by
+/// default; here it is dropped) stops at once, naming the capability and the fix, instead of
+/// running a libvirt whose every guest fails with "cannot apply process capabilities -5".
+#[test]
+fn a_container_without_setpcap_stops_and_names_it() {
+    require_prepared();
+    let vols = Volumes::new("nocap");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["--cap-drop", "SETPCAP"],
+            ..Default::default()
+        },
+    );
+    wait_for(
+        "the container to stop",
+        std::time::Duration::from_secs(30),
+        || app.state("Status") == "exited",
+    );
+    assert_ne!(app.state("ExitCode"), "0");
+    let logs = app.logs();
+    assert!(logs.contains("the container lacks CAP_SETPCAP"), "{logs}");
+    assert!(logs.contains("--cap-add SETPCAP"), "{logs}");
+    assert!(!logs.contains("started service=\"libvirtd\""), "{logs}");
+}

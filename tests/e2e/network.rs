@@ -187,6 +187,18 @@ fn appliance_up_gives_guests_the_default_network_and_forwards_a_host_port_to_one
         },
     );
     assert!(last.starts_with("HTTP/1."), "{last}");
+
+    // A host bridge is not in the container's own namespace: libvirt's own words for it
+    // (docs/troubleshooting.md, item 7; host network is the way to a bridge).
+    app.define_networked_guest(
+        "bridged",
+        "<interface type='bridge'><source bridge='br0'/><model type='virtio'/></interface>",
+        "",
+    );
+    let started = app.virsh(&["start", "bridged"]);
+    let why = text(&started);
+    assert!(!started.status.success(), "{why}");
+    assert!(why.contains("Cannot get interface MTU on 'br0'"), "{why}");
 }
 
 /// The trixie image: bookworm's libvirt 9.0 refuses `<backend type='passt'/>`.

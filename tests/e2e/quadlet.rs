@@ -592,6 +592,14 @@ fn start_stop_story(user: bool) {
         assert_eq!(kvm.trim(), "a:e8 kvm 660");
         let log = sh("grep 'kvm: /dev/kvm' /var/log/virtpod-hook.log || true");
         assert!(log.contains("group kvm of the image"), "hook log: {log}");
+        // Guests' network: the unit's NET_ADMIN, NET_RAW and io.virtpod.sysctl.net=rw let
+        // libvirt's default NAT network start inside the container (docs/networking.md).
+        let net = virsh("net-info default");
+        assert!(
+            net.lines()
+                .any(|l| l.starts_with("Active:") && l.ends_with("yes")),
+            "{net}"
+        );
     }
     let owner = if user { "vpuser" } else { "root" };
     assert_eq!(
@@ -608,11 +616,27 @@ fn start_stop_story(user: bool) {
             std::os::unix::fs::chown(&dest, Some(USER_UID), Some(USER_UID)).unwrap();
         }
     }
-    host.write("/tmp/g.xml", &guest_xml("g", "qemu"));
+    // System: on libvirt's default network (a lease, the first thing a guest with a network
+    // prints after booting); user: no network (the unit runs with Network=none here).
+    let mut xml = guest_xml("g", "qemu");
+    if !user {
+        xml = xml
+            .replace("quiet</cmdline>", "quiet virtpod.net</cmdline>")
+            .replace(
+                "<devices>",
+                "<devices>\n    <interface type='network'><source network='default'/><model type='virtio'/></interface>",
+            );
+    }
+    host.write("/tmp/g.xml", &xml);
     virsh("define /tmp/g.xml");
     virsh("start g");
     host.wait_console(user, "g", GUEST_BOOTED, 1);
     assert_eq!(virsh("domstate g").trim(), "running");
+    if !user {
+        host.wait_console(user, "g", GUEST_LEASE, 1);
+        let leases = virsh("net-dhcp-leases default");
+        assert!(leases.contains("192.168.122."), "{leases}");
+    }
 
     // systemctl stop: the guest sees the power button and powers off before the container goes.
     sh(&format!("{systemctl} stop virtpod.service"));

@@ -17,9 +17,14 @@ impl Forward {
             .or_else(|| std::env::var(forward::SETTING).ok())
             .unwrap_or_default();
         let parsed = match rules::parse(&value) {
+            // The systemd variant's unit runs whenever the variable is set, even empty: that is
+            // no forward, not a failure.
             Ok(r) if r.is_empty() => {
-                eprintln!("virtpod forward: nothing to forward: set {}=PORT:GUEST:GUESTPORT (e.g. 8080:web:80)", forward::SETTING);
-                return ExitCode::FAILURE;
+                eprintln!(
+                    "virtpod forward: nothing to forward ({} is empty; e.g. 8080:web:80)",
+                    forward::SETTING
+                );
+                return ExitCode::SUCCESS;
             }
             Ok(r) => r,
             Err(e) => {

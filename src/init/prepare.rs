@@ -29,6 +29,13 @@ const DIRS: &[&str] = &[
 const WRITABLE: &[&str] = &["/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt"];
 
 pub fn directories() -> Result<()> {
+    // The mounts first: an empty read-only one would otherwise fail below on its first
+    // subdirectory, with the bare errno and not the fix.
+    for dir in WRITABLE {
+        if Path::new(dir).is_dir() {
+            writable(Path::new(dir))?;
+        }
+    }
     for dir in DIRS {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
     }

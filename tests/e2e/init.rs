@@ -149,6 +149,18 @@ fn podman_stop_shuts_the_guest_down_before_the_daemons() {
         "daemons stopped before the guest:\n{logs}"
     );
     assert!(logs.contains("stopped code=0"));
+    // qemu was never cut off from libvirt (docs/troubleshooting.md item 5): no "End of file
+    // from qemu monitor", and no error at the stop but the explained one (no system bus, item 12).
+    let at_stop = &logs[logs.find("stopping").unwrap_or(0)..];
+    let errors: Vec<&str> = at_stop
+        .lines()
+        .filter(|l| l.contains(": error :") && !l.contains("virGDBusGetSystemBus"))
+        .collect();
+    assert!(errors.is_empty(), "libvirt errors at the stop:\n{at_stop}");
+    assert!(
+        !at_stop.contains("End of file from qemu monitor"),
+        "{at_stop}"
+    );
 }
 
 #[test]
@@ -438,4 +450,68 @@ fn a_container_without_setpcap_stops_and_names_it() {
     assert!(logs.contains("the container lacks CAP_SETPCAP"), "{logs}");
     assert!(logs.contains("--cap-add SETPCAP"), "{logs}");
     assert!(!logs.contains("started service=\"libvirtd\""), "{logs}");
+}
+
+/// /var/log/libvirt as an empty host directory (a bind mount gets none of the image's content):
+/// init makes what libvirt expects there, so virtlogd can write the guest's log and a guest
+/// boots (docs/troubleshooting.md item 4); the same directory read-only stops init, naming it.
+#[test]
+fn an_empty_log_directory_is_filled_and_a_read_only_one_is_named() {
+    require_prepared();
+    let vols = Volumes::new("emptylog");
+    let logdir = tempfile::tempdir().unwrap();
+    let run = |name: &str, log_mount: String| {
+        let mut args: Vec<String> = ["run", "-d", "--name", name, "--no-healthcheck"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mounts = vols.mounts();
+        for pair in mounts.chunks(2) {
+            if !pair[1].ends_with(":/var/log/libvirt") {
+                args.extend(pair.iter().cloned());
+            }
+        }
+        args.extend(["-v".to_string(), log_mount, image().to_string()]);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        podman_ok(&argv);
+    };
+
+    let ro = unique("c");
+    run(
+        &ro,
+        format!("{}:/var/log/libvirt:ro", logdir.path().display()),
+    );
+    let gone = || podman(&["rm", "-f", "-t", "0", &ro]);
+    wait_for(
+        "the read-only start to stop",
+        Duration::from_secs(30),
+        || podman_ok(&["inspect", &ro, "--format", "{{.State.Status}}"]).trim() == "exited",
+    );
+    let said = text(&podman(&["logs", &ro]));
+    gone();
+    assert!(
+        said.contains("/var/log/libvirt is read-only") && said.contains("without `:ro`"),
+        "{said}"
+    );
+
+    let name = unique("c");
+    run(
+        &name,
+        format!("{}:/var/log/libvirt", logdir.path().display()),
+    );
+    let app = Appliance { name, vols: &vols };
+    app.wait_ready();
+    assert!(
+        logdir.path().join("qemu").is_dir(),
+        "no qemu/ in the log directory"
+    );
+    app.define_guest("g", "qemu");
+    app.virsh_ok(&["start", "g"]);
+    let console = logdir.path().join("qemu/g-serial.log");
+    wait_for("the guest to boot", Duration::from_secs(90), || {
+        std::fs::read_to_string(&console).is_ok_and(|c| c.contains(GUEST_BOOTED))
+    });
+    // virtlogd wrote qemu's own log there.
+    let qemu_log = std::fs::read_to_string(logdir.path().join("qemu/g.log")).unwrap_or_default();
+    assert!(qemu_log.contains("qemu-system-x86_64"), "{qemu_log}");
 }

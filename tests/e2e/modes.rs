@@ -110,6 +110,19 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
         "kvm:660",
         "qemu's group must be able to open /dev/kvm"
     );
+    // What systemd says in other containers and must not here (docs/troubleshooting.md item 9):
+    // no kbrequest.target job (no terminal), no DeviceAllow= of a missing node.
+    let journal = app.exec_ok("journalctl -b --no-pager -o cat");
+    for noise in [
+        "kbrequest.target",
+        "/dev/mapper/control",
+        "/dev/loop-control",
+    ] {
+        assert!(
+            !journal.contains(noise),
+            "{noise} in the journal:\n{journal}"
+        );
+    }
 
     app.boot_guest("g");
     let out = podman(&["stop", "-t", "120", &app.name]);
@@ -144,6 +157,8 @@ fn systemd_variant_gives_the_containers_environment_to_libvirtd() {
         "VP_GREETING=from the container",
         "-e",
         "VP_BOTH=container",
+        "-e",
+        "VIRTPOD_FORWARD=18081:web:80",
     ];
     let podman: Vec<&str> = SYSTEMD_VARIANT.iter().chain(&env).copied().collect();
     let app = Appliance::start(
@@ -178,6 +193,17 @@ fn systemd_variant_gives_the_containers_environment_to_libvirtd() {
     assert!(
         journal.contains("VP_GREETING") && journal.contains("VP_BOTH not passed to services"),
         "{journal}"
+    );
+    // A VIRTPOD_* setting acts here too: the forwarder's unit runs with it (docs/networking.md).
+    assert_eq!(
+        app.exec_ok("systemctl is-active virtpod-forward.service")
+            .trim(),
+        "active"
+    );
+    let forward = app.exec_ok("journalctl -b -u virtpod-forward --no-pager -o cat");
+    assert!(
+        forward.contains("forwarding the container's port 18081 to guest web:80"),
+        "{forward}"
     );
 }
 

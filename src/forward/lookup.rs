@@ -4,7 +4,7 @@
 //! forwarder runs beside the daemons, and both files are what `virsh net-dhcp-leases` reads too.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -116,17 +116,17 @@ pub fn resolve(target: &Target, dirs: &Dirs) -> Result<Ipv4Addr> {
     }
 }
 
-/// `dirs` for tests, from one root directory.
-pub fn under(root: &Path) -> Dirs {
-    Dirs {
-        status: root.join("status"),
-        leases: root.join("leases"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn under(root: &Path) -> Dirs {
+        Dirs {
+            status: root.join("status"),
+            leases: root.join("leases"),
+        }
+    }
 
     const XML: &str = r#"<domstatus><domain><name>web</name><devices>
         <interface type='network'><mac address='52:54:00:7F:62:7A'/><source network='default'/></interface>

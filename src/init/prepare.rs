@@ -14,8 +14,8 @@ use super::settings::{Settings, SocketAccess};
 
 /// Directories libvirt, qemu and virtlogd expect to exist (a fresh volume may lack them; a
 /// missing /var/log/libvirt/qemu makes virtlogd fail with "Unable to open file").
+/// (The mount points of `WRITABLE` are made first.)
 const DIRS: &[&str] = &[
-    "/run/libvirt",
     "/var/lib/libvirt/images",
     "/var/lib/libvirt/qemu/nvram",
     "/var/lib/libvirt/qemu/save",
@@ -31,16 +31,11 @@ const WRITABLE: &[&str] = &["/run/libvirt", "/var/lib/libvirt", "/var/log/libvir
 pub fn directories() -> Result<()> {
     // The mounts first: an empty read-only one would otherwise fail below on its first
     // subdirectory, with the bare errno and not the fix.
-    for dir in WRITABLE {
-        if Path::new(dir).is_dir() {
+    for dir in WRITABLE.iter().chain(DIRS) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
+        if WRITABLE.contains(dir) {
             writable(Path::new(dir))?;
         }
-    }
-    for dir in DIRS {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
-    }
-    for dir in WRITABLE {
-        writable(Path::new(dir))?;
     }
     Ok(())
 }
@@ -168,22 +163,21 @@ pub fn capabilities(status: &str) -> Result<()> {
     let Some(caps) = effective_caps(status) else {
         return Ok(());
     };
-    let missing: Vec<String> = NEEDED_CAPS
+    let missing: Vec<_> = NEEDED_CAPS
         .iter()
         .filter(|(bit, _, _)| caps & (1 << bit) == 0)
-        .map(|(_, name, why)| format!("CAP_{name} ({why})"))
         .collect();
     if !missing.is_empty() {
-        let names: Vec<&str> = NEEDED_CAPS
+        let said: Vec<String> = missing
             .iter()
-            .filter(|(bit, _, _)| caps & (1 << bit) == 0)
-            .map(|(_, name, _)| *name)
+            .map(|(_, name, why)| format!("CAP_{name} ({why})"))
             .collect();
+        let names: Vec<&str> = missing.iter().map(|(_, name, _)| *name).collect();
         bail!(
             "the container lacks {}: libvirt could start no guest (\"cannot apply process capabilities\"); \
              podman gives these by default, so add them back: --cap-add {} (or remove the --cap-drop, \
              or restore containers.conf's default_capabilities)",
-            missing.join(", "),
+            said.join(", "),
             names.join(",")
         );
     }

@@ -325,3 +325,97 @@ fn privileged_appliance_keeps_its_guests_inside_its_own_cgroup() {
         || host_processes_in_cgroup(&format!("libpod-{id}")).is_empty(),
     );
 }
+
+/// Host kernel settings a privileged systemd would change from the image's /usr/lib/sysctl.d
+/// (kernel.pid_max = 4194304, fs.protected_* = 1 or 2): read before the test, and put back on
+/// drop if anything changed them, so a failing test leaves the machine as it found it.
+struct HostSysctls(Vec<(&'static str, String)>);
+
+const WATCHED_SYSCTLS: &[&str] = &[
+    "/proc/sys/kernel/pid_max",
+    "/proc/sys/fs/protected_regular",
+    "/proc/sys/fs/protected_fifos",
+    "/proc/sys/fs/protected_symlinks",
+    "/proc/sys/fs/protected_hardlinks",
+];
+
+impl HostSysctls {
+    fn read() -> HostSysctls {
+        HostSysctls(
+            WATCHED_SYSCTLS
+                .iter()
+                .map(|p| (*p, std::fs::read_to_string(p).unwrap_or_default()))
+                .collect(),
+        )
+    }
+
+    fn changed(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter_map(|(p, was)| {
+                let now = std::fs::read_to_string(p).unwrap_or_default();
+                (now != *was).then(|| format!("{p}: {} -> {}", was.trim(), now.trim()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for HostSysctls {
+    fn drop(&mut self) {
+        for (p, was) in &self.0 {
+            if std::fs::read_to_string(p).unwrap_or_default() != *was {
+                let _ = std::fs::write(p, was);
+            }
+        }
+    }
+}
+
+/// The systemd variant `--privileged` leaves the host's kernel alone: /proc/sys is writable
+/// there, and systemd-sysctl would apply the image's /usr/lib/sysctl.d to the host (on these
+/// machines kernel.pid_max 32768 → 4194304, fs.protected_regular 0 → 2), systemd-binfmt and
+/// systemd-modules-load likewise. The image masks them; libvirt works as usual.
+#[test]
+fn privileged_systemd_variant_leaves_the_hosts_kernel_settings_alone() {
+    require_prepared();
+    let host = HostSysctls::read();
+    let vols = Volumes::new("privsd");
+    let podman: Vec<&str> = SYSTEMD_VARIANT
+        .iter()
+        .chain(&["--privileged"])
+        .copied()
+        .collect();
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &podman,
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    for unit in [
+        "systemd-sysctl.service",
+        "systemd-binfmt.service",
+        "systemd-modules-load.service",
+    ] {
+        let state = app.exec(&format!("systemctl is-enabled {unit}"));
+        assert_eq!(
+            String::from_utf8_lossy(&state.stdout).trim(),
+            "masked",
+            "{unit}"
+        );
+    }
+    let state = app.exec("systemctl is-system-running --wait");
+    let failed = app.exec_ok("systemctl --failed --no-legend --no-pager");
+    assert_eq!(failed.trim(), "", "systemctl --failed");
+    assert_eq!(
+        String::from_utf8_lossy(&state.stdout).trim(),
+        "running",
+        "{failed}"
+    );
+    assert!(app.virsh_ok(&["list", "--all"]).contains("Name"));
+    assert_eq!(
+        host.changed(),
+        Vec::<String>::new(),
+        "the host's kernel settings changed"
+    );
+}

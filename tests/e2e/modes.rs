@@ -136,12 +136,18 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     podman_ok(&["start", &app.name]);
     app.wait_console("g", GUEST_BOOTED, 2);
     assert_eq!(app.domstate("g"), "running");
+    assert_systemd_running(&app);
+}
+
+/// systemd as PID 1 finished starting and no unit failed (`running`, not `degraded`).
+fn assert_systemd_running(app: &Appliance) {
     let state = app.exec("systemctl is-system-running --wait");
+    let failed = app.exec_ok("systemctl --failed --no-legend --no-pager");
+    assert_eq!(failed.trim(), "", "systemctl --failed");
     assert_eq!(
         String::from_utf8_lossy(&state.stdout).trim(),
         "running",
-        "{}",
-        app.exec_ok("systemctl --failed --no-pager")
+        "{failed}"
     );
 }
 
@@ -181,14 +187,7 @@ fn systemd_variant_gives_the_containers_environment_to_libvirtd() {
         "{environ}"
     );
     assert!(environ.lines().any(|l| l == "VP_BOTH=cmdline"), "{environ}");
-    let state = app.exec("systemctl is-system-running --wait");
-    let failed = app.exec_ok("systemctl --failed --no-legend --no-pager");
-    assert_eq!(failed.trim(), "", "systemctl --failed");
-    assert_eq!(
-        String::from_utf8_lossy(&state.stdout).trim(),
-        "running",
-        "{failed}"
-    );
+    assert_systemd_running(&app);
     let journal = app.exec_ok("journalctl -b -u virtpod-systemd-env --no-pager -o cat");
     assert!(
         journal.contains("VP_GREETING") && journal.contains("VP_BOTH not passed to services"),
@@ -404,14 +403,7 @@ fn privileged_systemd_variant_leaves_the_hosts_kernel_settings_alone() {
             "{unit}"
         );
     }
-    let state = app.exec("systemctl is-system-running --wait");
-    let failed = app.exec_ok("systemctl --failed --no-legend --no-pager");
-    assert_eq!(failed.trim(), "", "systemctl --failed");
-    assert_eq!(
-        String::from_utf8_lossy(&state.stdout).trim(),
-        "running",
-        "{failed}"
-    );
+    assert_systemd_running(&app);
     assert!(app.virsh_ok(&["list", "--all"]).contains("Name"));
     assert_eq!(
         host.changed(),

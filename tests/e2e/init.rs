@@ -481,7 +481,7 @@ fn an_empty_log_directory_is_filled_and_a_read_only_one_is_named() {
         &ro,
         format!("{}:/var/log/libvirt:ro", logdir.path().display()),
     );
-    let gone = || podman(&["rm", "-f", "-t", "0", &ro]);
+    let gone = || podman(&["rm", "-f", "-v", "-t", "0", &ro]);
     wait_for(
         "the read-only start to stop",
         Duration::from_secs(30),

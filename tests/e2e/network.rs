@@ -397,7 +397,8 @@ impl Lan {
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        podman(&["rm", "-f", "-t", "0", &self.dhcp]);
+        // -v: the image's VOLUMEs gave it anonymous volumes.
+        podman(&["rm", "-f", "-v", "-t", "0", &self.dhcp]);
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &self.ns])
             .output();

@@ -80,15 +80,25 @@ fn chmod(path: &std::path::Path, mode: u32) {
 
 /// The systemd variant: the same image with systemd as PID 1. virtpod-prepare.service does what
 /// virtpod init does before the daemons; libvirt's own units run them; libvirt-guests shuts the
-/// guests down on stop and starts them again with the container.
+/// guests down on stop and starts them again with the container. The stop leaves podman's mounts
+/// alone (docs/troubleshooting.md item 11): its journal, kept in a directory of the test's, has
+/// no "Failed unmounting".
 #[test]
 fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     require_prepared();
     let vols = Volumes::new("systemd");
+    // podman's tmpfs on /var/log/journal would lose the stop's lines with the container.
+    let journal = tempfile::tempdir().unwrap();
+    let journal_mount = format!("{}:/var/log/journal", journal.path().display());
+    let options: Vec<&str> = SYSTEMD_VARIANT
+        .iter()
+        .copied()
+        .chain(["-v", &journal_mount])
+        .collect();
     let app = Appliance::start(
         &vols,
         Opts {
-            podman: SYSTEMD_VARIANT,
+            podman: &options,
             ..Opts::default()
         },
     );
@@ -137,6 +147,25 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     app.wait_console("g", GUEST_BOOTED, 2);
     assert_eq!(app.domstate("g"), "running");
     assert_systemd_running(&app);
+
+    // Both runs share the host's boot id, so `journalctl -b -1` cannot pick the first: the
+    // whole journal holds one stop.
+    let journal = app.exec_ok("journalctl --no-pager -o cat");
+    assert!(
+        journal.contains("Reached target umount.target"),
+        "the stop is not in the journal:\n{journal}"
+    );
+    for unmount in [
+        "Failed unmounting",
+        "Unmounting ",
+        "must be superuser to unmount",
+    ] {
+        assert!(
+            !journal.contains(unmount),
+            "{unmount:?} at the stop: systemd tried to unmount podman's mounts \
+             (systemd/mount.d/virtpod.conf):\n{journal}"
+        );
+    }
 }
 
 /// systemd as PID 1 finished starting and no unit failed (`running`, not `degraded`).

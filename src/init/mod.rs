@@ -3,9 +3,10 @@
 //! Data at the centre (`args`, `settings`, `catalog`, `backoff`, `state`), processes at the
 //! edges (`reaper` owns wait(2), `spawn` forks and execs every child, `supervisor` drives them,
 //! `prepare` touches the container's files before any daemon starts, `owners` re-owns
-//! state volumes that come from an image with other account numbers, `helpers` is the libvirt
-//! work init runs as child processes).
+//! state volumes that come from an image with other account numbers, `accounts` names the host's
+//! users for libvirt, `helpers` is the libvirt work init runs as child processes).
 
+pub mod accounts;
 pub mod args;
 pub mod backoff;
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod helpers;
 pub mod listening;
 pub mod notify;
 pub mod owners;
+pub mod polkit;
 pub mod prepare;
 pub mod reaper;
 pub mod run;

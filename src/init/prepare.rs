@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use crate::libvirt::conf::{self, Setting};
 use crate::libvirt::sockets::{self, Verdict};
 
-use super::settings::{Settings, SocketAccess};
+use super::settings::{Auth, Settings, SocketAccess};
 
 /// Directories libvirt, qemu and virtlogd expect to exist (a fresh volume may lack them; a
 /// missing /var/log/libvirt/qemu makes virtlogd fail with "Unable to open file").
@@ -73,12 +73,13 @@ pub fn qemu_settings(cgroups_writable: bool) -> Vec<Setting> {
 }
 
 /// Settings for the conf file of each daemon that serves a client socket (libvirtd.conf,
-/// virtqemud.conf, virtproxyd.conf, …). Access is the socket's owner and permissions: polkit
-/// does not run in the container. The group is given by number (`+GID`, libvirt's syntax), as
-/// the host sees it: a group *name* of the image is some unrelated group on the host.
-/// With `sasl`, clients also authenticate (SCRAM-SHA-256, see sasl.rs).
-pub fn daemon_settings(access: &SocketAccess, sasl: bool) -> Vec<Setting> {
-    let auth = if sasl { "\"sasl\"" } else { "\"none\"" };
+/// virtqemud.conf, virtproxyd.conf, …). Access is the socket's owner and permissions, then
+/// `auth`: nothing more by default (polkit does not run in the container), a password with SASL
+/// (SCRAM-SHA-256, see sasl.rs), or the host's polkit (polkit.rs). The group is given by number
+/// (`+GID`, libvirt's syntax), as the host sees it: a group *name* of the image is some
+/// unrelated group on the host.
+pub fn daemon_settings(access: &SocketAccess, auth: Auth) -> Vec<Setting> {
+    let auth = format!("\"{}\"", auth.conf());
     let mut s = Vec::new();
     if let Some(gid) = access.gid {
         s.push(Setting::new("unix_sock_group", format!("\"+{gid}\"")));
@@ -86,7 +87,7 @@ pub fn daemon_settings(access: &SocketAccess, sasl: bool) -> Vec<Setting> {
     s.extend([
         Setting::new("unix_sock_rw_perms", format!("\"{:04o}\"", access.rw_perms)),
         Setting::new("unix_sock_ro_perms", format!("\"{:04o}\"", access.ro_perms)),
-        Setting::new("auth_unix_rw", auth),
+        Setting::new("auth_unix_rw", auth.clone()),
         Setting::new("auth_unix_ro", auth),
         Setting::new("log_outputs", "\"3:stderr\""),
     ]);
@@ -117,7 +118,7 @@ pub fn write_config(daemons: &[&str], settings: &Settings) -> Result<()> {
         let users = super::sasl::configure(credentials)?;
         info!(users, file = %credentials.display(), "SASL (SCRAM-SHA-256) on libvirt's sockets");
     }
-    let settings = daemon_settings(&settings.socket, settings.sasl.is_some());
+    let settings = daemon_settings(&settings.socket, settings.auth());
     for daemon in daemons {
         apply(&format!("/etc/libvirt/{daemon}.conf"), &settings)?;
     }
@@ -293,7 +294,7 @@ mod tests {
                 rw_perms: 0o700,
                 ro_perms: 0o700,
             },
-            false,
+            Auth::None,
         );
         assert!(s.contains(&Setting::new("auth_unix_rw", "\"none\"")));
         assert!(!s.iter().any(|s| s.key == "unix_sock_group"));
@@ -305,7 +306,7 @@ mod tests {
                 rw_perms: 0o770,
                 ro_perms: 0o777,
             },
-            true,
+            Auth::Sasl,
         );
         assert!(s.contains(&Setting::new("auth_unix_rw", "\"sasl\"")));
         assert!(s.contains(&Setting::new("auth_unix_ro", "\"sasl\"")));

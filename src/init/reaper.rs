@@ -46,8 +46,10 @@ pub fn signal_name(sig: i32) -> String {
 #[derive(Debug)]
 pub enum Event {
     Exited(Exit),
-    /// SIGTERM, SIGINT or SIGRTMIN+3 (systemd's halt signal, what `podman stop` of a systemd
-    /// image sends): begin the stop sequence.
+    /// SIGTERM, SIGINT, SIGRTMIN+3 (systemd's halt signal, what `podman stop` of a systemd
+    /// image sends) or SIGURG: begin the stop sequence. SIGURG is for a container in the host's
+    /// PID namespace, where `podman stop` signals every process in it: qemu ends on SIGTERM
+    /// without shutting its guest down, but ignores SIGURG, as libvirt's daemons do.
     Stop(i32),
     /// A service wrote its readiness line on its notification fd.
     Notified {
@@ -67,6 +69,7 @@ fn handled_signals() -> libc::sigset_t {
             libc::SIGINT,
             libc::SIGHUP,
             libc::SIGRTMIN() + 3,
+            libc::SIGURG,
         ] {
             libc::sigaddset(&mut set, sig);
         }

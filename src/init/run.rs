@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::args;
 use super::catalog::{detect_flavor, Catalog};
@@ -103,6 +103,11 @@ fn setup(opts: Options) -> Result<Supervisor> {
     reaper::spawn(tx.clone()).context("starting the reaper thread")?;
     if std::process::id() != 1 {
         reaper::become_subreaper().context("becoming the child subreaper")?;
+        if !super::polkit::own_pid_namespace() {
+            warn!(
+                "this container shares the host's PID namespace: `podman stop` signals every process in it, and qemu ends on SIGTERM without shutting its guest down; run it with --stop-signal SIGURG, which only virtpod init heeds (docs/modes.md)"
+            );
+        }
     }
 
     prepare_in_child(&exe, &opts.catalog, &env, &tx, &rx)?;
@@ -173,8 +178,15 @@ fn prepare_in_child(
 /// libvirt's settings for the daemons in `order`, /dev/kvm for qemu, no stale sockets.
 fn prepare_container(catalog: &Catalog, order: &[String], settings: &Settings) -> Result<()> {
     prepare::capabilities(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())?;
+    if settings.polkit {
+        super::polkit::check(&super::polkit::facts())?;
+    }
     prepare::directories()?;
     super::owners::fix();
+    let host_users = settings.socket.gid.is_some() || settings.polkit;
+    if let Err(e) = super::accounts::add_host_accounts(host_users) {
+        warn!("{e:#}: host users other than root may be refused by libvirt");
+    }
     let daemons: Vec<&str> = order
         .iter()
         .filter(|n| catalog.services[*n].libvirt_daemon)

@@ -42,6 +42,29 @@ impl SocketAccess {
     }
 }
 
+/// How libvirt checks a client the socket's owner and mode let in (`auth_unix_rw`/`_ro`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// The socket's owner and mode decide alone.
+    None,
+    /// A user name and password (`VIRTPOD_SASL_CREDENTIALS`).
+    Sasl,
+    /// The host's polkit decides (`VIRTPOD_AUTH=polkit`, with the host's PID namespace and
+    /// system bus: polkit.rs).
+    Polkit,
+}
+
+impl Auth {
+    /// The value of libvirt's `auth_unix_*` settings.
+    pub fn conf(self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Sasl => "sasl",
+            Auth::Polkit => "polkit",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// `VIRTPOD_LIBVIRT_MODE`: None chooses by what the image has.
@@ -50,6 +73,8 @@ pub struct Settings {
     pub socket: SocketAccess,
     /// `VIRTPOD_SASL_CREDENTIALS`: SASL (SCRAM-SHA-256) on the sockets, users from this file.
     pub sasl: Option<PathBuf>,
+    /// `VIRTPOD_AUTH=polkit`: the host's polkit decides who may use the sockets.
+    pub polkit: bool,
     /// `VIRTPOD_COCKPIT=1`: the web console on, its login users from this file
     /// (`VIRTPOD_COCKPIT_CREDENTIALS`, see cockpit.rs).
     pub cockpit: Option<PathBuf>,
@@ -70,6 +95,7 @@ const KNOWN: &[&str] = &[
     "VIRTPOD_SOCKET_PERMS",
     "VIRTPOD_SOCKET_RO_PERMS",
     "VIRTPOD_SASL_CREDENTIALS",
+    "VIRTPOD_AUTH",
     "VIRTPOD_COCKPIT",
     "VIRTPOD_COCKPIT_CREDENTIALS",
     "VIRTPOD_SSH_AUTHORIZED_KEYS",
@@ -233,10 +259,22 @@ impl Settings {
                 }
             },
         };
+        let polkit = choice(
+            env,
+            "VIRTPOD_AUTH",
+            false,
+            &[("none", false), ("polkit", true)],
+        )?;
+        // With polkit, every host user may reach the socket and polkit decides (libvirt's own
+        // default); a socket group still narrows it.
         let rw_perms = perms(
             env,
             "VIRTPOD_SOCKET_PERMS",
-            if gid.is_some() { 0o770 } else { 0o700 },
+            match (gid, polkit) {
+                (Some(_), _) => 0o770,
+                (None, true) => 0o666,
+                (None, false) => 0o700,
+            },
         )?;
         let ro_perms = perms(env, "VIRTPOD_SOCKET_RO_PERMS", rw_perms)?;
         let sasl = match get(env, "VIRTPOD_SASL_CREDENTIALS") {
@@ -250,6 +288,13 @@ impl Settings {
                 ))
             }
         };
+        if polkit && sasl.is_some() {
+            return Err(err(
+                "VIRTPOD_AUTH",
+                "polkit",
+                "VIRTPOD_SASL_CREDENTIALS asks every client for a password already: choose polkit or SASL, not both",
+            ));
+        }
         let cockpit = cockpit(env)?;
         let ssh_keys = match get(env, "VIRTPOD_SSH_AUTHORIZED_KEYS") {
             None => None,
@@ -284,10 +329,20 @@ impl Settings {
                 ro_perms,
             },
             sasl,
+            polkit,
             cockpit,
             ssh_keys,
             forward,
         })
+    }
+
+    /// How libvirt checks the clients of its sockets.
+    pub fn auth(&self) -> Auth {
+        match (self.polkit, &self.sasl) {
+            (true, _) => Auth::Polkit,
+            (false, Some(_)) => Auth::Sasl,
+            (false, None) => Auth::None,
+        }
     }
 
     /// `VIRTPOD_*` names in `env` that no part of virtpod reads.
@@ -423,6 +478,31 @@ mod tests {
             e.starts_with("VIRTPOD_COCKPIT_CREDENTIALS=\"c\"") && e.contains("absolute path"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn polkit_opens_the_sockets_to_every_host_user_unless_a_group_narrows_them() {
+        let s = Settings::from_env(&env(&[("VIRTPOD_AUTH", "polkit")])).unwrap();
+        assert_eq!(s.auth(), Auth::Polkit);
+        assert_eq!((s.socket.rw_perms, s.socket.ro_perms), (0o666, 0o666));
+        let s = Settings::from_env(&env(&[
+            ("VIRTPOD_AUTH", "polkit"),
+            ("VIRTPOD_SOCKET_GID", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(s.socket.rw_perms, 0o770);
+        assert_eq!(Settings::from_env(&env(&[])).unwrap().auth(), Auth::None);
+        let e = Settings::from_env(&env(&[
+            ("VIRTPOD_AUTH", "polkit"),
+            ("VIRTPOD_SASL_CREDENTIALS", "/run/secrets/s"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("choose polkit or SASL"), "{e}");
+        let e = Settings::from_env(&env(&[("VIRTPOD_AUTH", "sasl")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected none, polkit"), "{e}");
     }
 
     #[test]

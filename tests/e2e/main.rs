@@ -15,5 +15,6 @@ mod install;
 mod modes;
 mod network;
 mod owners;
+mod polkit;
 mod quadlet;
 mod socket;

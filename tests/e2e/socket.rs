@@ -12,12 +12,18 @@ use crate::harness::*;
 const GID: u32 = 64_999;
 
 fn virsh_as(groups: &str, socket: &Path, args: &[&str]) -> Output {
+    virsh_as_ids(65534, groups, socket, args)
+}
+
+/// virsh as host uid and gid `id`, with the supplementary `groups`.
+fn virsh_as_ids(id: u32, groups: &str, socket: &Path, args: &[&str]) -> Output {
     Command::new("setpriv")
         .args([
-            "--reuid=65534",
-            "--regid=65534",
+            &format!("--reuid={id}"),
+            &format!("--regid={id}"),
             &format!("--groups={groups}"),
         ])
+        .env("HOME", "/")
         .arg("virsh")
         .arg("-c")
         .arg(format!("qemu+unix:///system?socket={}", socket.display()))
@@ -100,6 +106,103 @@ fn socket_is_host_root_only_by_default_and_opens_to_one_host_gid() {
     );
     app.wait_ready();
     check_access(&app, &vols, true, true);
+}
+
+/// A host user with an id of its own (uid 1000 on a desktop; the image has no such account) in
+/// the socket's group. libvirt names every client and refuses one it cannot name, so without the
+/// host's accounts the user is refused and init's log says which binds fix it; with them (as
+/// the front doors bind them) the user connects, and a restart adds nothing twice.
+#[test]
+fn a_host_user_the_image_lacks_connects_once_the_hosts_accounts_are_bound() {
+    require_prepared();
+    const USER: u32 = 3_000_501;
+    assert!(
+        !std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .contains(&format!(":{USER}:")),
+        "uid {USER} is taken on this host; pick another"
+    );
+    // The host's accounts as they would be with this user: copies, /etc is not touched.
+    let host = tempfile::tempdir().unwrap();
+    for (file, extra) in [
+        (
+            "passwd",
+            format!("vp-desktop:x:{USER}:{USER}:virtpod test:/home/vp:/bin/sh\n"),
+        ),
+        (
+            "group",
+            format!("vp-desktop:x:{USER}:\nvp-socket:x:{GID}:vp-desktop\n"),
+        ),
+    ] {
+        let text = std::fs::read_to_string(format!("/etc/{file}")).unwrap() + &extra;
+        std::fs::write(host.path().join(file), text).unwrap();
+    }
+    let gid = format!("VIRTPOD_SOCKET_GID={GID}");
+
+    let vols = Volumes::new("sock-nameless");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["-e", &gid],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    let out = virsh_as_ids(USER, &GID.to_string(), &vols.socket(), &["list"]);
+    assert!(
+        !out.status.success()
+            && text(&out).contains(&format!("Failed to find user record for uid '{USER}'")),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        app.logs().contains(
+            "-v /etc/passwd:/run/host/etc/passwd:ro -v /etc/group:/run/host/etc/group:ro"
+        ),
+        "init does not name the binds:\n{}",
+        app.logs()
+    );
+    drop(app);
+
+    let passwd = format!(
+        "{}:/run/host/etc/passwd:ro",
+        host.path().join("passwd").display()
+    );
+    let group = format!(
+        "{}:/run/host/etc/group:ro",
+        host.path().join("group").display()
+    );
+    let vols = Volumes::new("sock-named");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["-e", &gid, "-v", &passwd, "-v", &group],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    let out = virsh_as_ids(USER, &GID.to_string(), &vols.socket(), &["list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        app.exec_ok(&format!("getent passwd {USER}")).trim(),
+        format!("vp-desktop:*:{USER}:{USER}:virtpod test:/nonexistent:/usr/sbin/nologin")
+    );
+    // The image's own groups keep their numbers; the host's come as names only.
+    assert_eq!(
+        app.exec_ok(&format!("getent group {GID}")).trim(),
+        format!("vp-socket:*:{GID}:")
+    );
+    assert_eq!(app.exec_ok("getent group kvm | cut -d: -f1").trim(), "kvm");
+
+    podman_ok(&["restart", "-t", "30", &app.name]);
+    app.wait_ready();
+    assert_eq!(
+        app.exec_ok(&format!("grep -c ':{USER}:' /etc/passwd"))
+            .trim(),
+        "1"
+    );
+    let out = virsh_as_ids(USER, &GID.to_string(), &vols.socket(), &["list"]);
+    assert!(out.status.success(), "after a restart: {}", text(&out));
 }
 
 #[test]

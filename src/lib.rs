@@ -4,7 +4,7 @@
 //! container its devices; `hooks` reads oci-hooks(5) definitions as podman does; `libvirt`
 //! holds what virtpod knows about libvirt itself (its configuration files, its guests);
 //! `doctor` checks a host for what the appliance and the hook need; `cdi` writes the hook's
-//! device classes as a CDI spec; `forward` forwards the container's TCP ports to guests; `install` puts the host side (binary, hook definitions, man
+//! device classes as a CDI spec; `device` gives a running container devices at run time; `forward` forwards the container's TCP ports to guests; `install` puts the host side (binary, hook definitions, man
 //! pages, completions) onto a host. The binary in `main.rs` is a thin clap layer.
 //!
 //! The `libvirt` feature (default) links libvirt for `init` and `health`, the container side.
@@ -13,6 +13,7 @@
 //! systemd variant; it brings zbus.
 
 pub mod cdi;
+pub mod device;
 pub mod doctor;
 pub mod forward;
 pub mod hook;

@@ -33,6 +33,8 @@ enum Command {
     Hook(commands::hook::Hook),
     Doctor(commands::doctor::Doctor),
     Cdi(commands::cdi::Cdi),
+    #[command(subcommand)]
+    Device(commands::device::Device),
     Forward(commands::forward::Forward),
     Install(commands::install::Install),
 }
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Hook(c) => c.exec(),
         Command::Doctor(c) => c.exec(),
         Command::Cdi(c) => c.exec(),
+        Command::Device(c) => c.exec(),
         Command::Forward(c) => c.exec(),
         // Man pages and completions are generated from the whole command line.
         Command::Install(c) => c.exec(Cli::command()),

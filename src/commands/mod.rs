@@ -2,6 +2,7 @@
 //! the library. main.rs only parses and dispatches.
 
 pub mod cdi;
+pub mod device;
 pub mod doctor;
 pub mod forward;
 #[cfg(feature = "libvirt")]
@@ -33,6 +34,10 @@ pub struct DeviceArgs {
     /// udev's database, bound read-only for usb and udev.
     #[arg(long, default_value = "/run/udev")]
     udev_dir: PathBuf,
+    /// Where `virtpod device add` records what it added to each container (given again at
+    /// every start by the precreate hook).
+    #[arg(long, default_value = virtpod::hook::added::DEFAULT_DIR)]
+    added_dir: PathBuf,
 }
 
 impl DeviceArgs {
@@ -42,6 +47,7 @@ impl DeviceArgs {
             sys: self.sys_root,
             udev: self.udev_dir,
             state,
+            added: self.added_dir,
         }
     }
 }

@@ -350,6 +350,7 @@ mod tests {
             sys: dir.join("sys"),
             udev: dir.join("udev"),
             state: dir.join("state"),
+            added: dir.join("added"),
         }
     }
 

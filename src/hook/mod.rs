@@ -10,12 +10,14 @@
 //! [`install`] puts our hook definitions where podman reads them (the rest of `virtpod install`
 //! is [`crate::install`]).
 
+pub mod added;
 pub mod class;
 pub mod discover;
 pub mod edit;
 pub mod groups;
 pub mod install;
 pub mod log;
+pub mod nodes;
 pub mod plan;
 pub mod request;
 pub mod stage;
@@ -32,6 +34,9 @@ pub struct HostPaths {
     pub udev: std::path::PathBuf,
     /// Where the hook records what it gave each container, for poststop.
     pub state: std::path::PathBuf,
+    /// Where `virtpod device add` records what it added to each container; the precreate hook
+    /// gives it again at every start (hook::added).
+    pub added: std::path::PathBuf,
 }
 
 impl Default for HostPaths {
@@ -41,6 +46,7 @@ impl Default for HostPaths {
             sys: "/sys".into(),
             udev: "/run/udev".into(),
             state: "/run/virtpod-hook".into(),
+            added: added::DEFAULT_DIR.into(),
         }
     }
 }

@@ -95,6 +95,23 @@ pub fn parse<'a>(
     Ok(requests.into_iter().flatten().collect())
 }
 
+/// `extra` merged into `base` class by class (the annotations and `virtpod device add`'s
+/// record), in class order.
+pub fn combine(base: Vec<Request>, extra: Vec<Request>) -> Vec<Request> {
+    let mut slots: Vec<Option<Request>> = class::CLASSES.iter().map(|_| None).collect();
+    for r in base.into_iter().chain(extra) {
+        let i = class::CLASSES
+            .iter()
+            .position(|c| c.name == r.class.name)
+            .expect("a request's class is in the catalog");
+        match &mut slots[i] {
+            Some(existing) => merge(existing, r.selection),
+            slot => *slot = Some(r),
+        }
+    }
+    slots.into_iter().flatten().collect()
+}
+
 fn merge(existing: &mut Request, selection: Selection) {
     match (&mut existing.selection, selection) {
         (Selection::All, _) => {}
@@ -404,5 +421,19 @@ mod tests {
         assert!(one("io.podman.annotations.init", "FALSE")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn recorded_requests_merge_into_the_annotations_by_class() {
+        let base = one("io.virtpod.device.ttyUSB", "ttyUSB0").unwrap();
+        let mut extra = one("io.virtpod.device.ttyUSB", "ttyUSB7,ttyUSB0").unwrap();
+        extra.extend(one("io.virtpod.device.kvm", "true").unwrap());
+        let all = combine(base, extra);
+        let names: Vec<&str> = all.iter().map(|r| r.class.name).collect();
+        assert_eq!(names, ["kvm", "ttyUSB"], "class order");
+        assert_eq!(
+            all[1].selection,
+            Selection::Names(vec!["ttyUSB0".into(), "ttyUSB7".into()])
+        );
     }
 }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use super::discover::{self, Kind};
+use super::discover;
 use super::edit;
 use super::groups;
 use super::plan::{self, Mode, Plan};
-use super::request::{self, Request};
+use super::request::{self, Request, Selection};
 use super::sysctl;
 use super::HostPaths;
 
@@ -107,7 +107,12 @@ fn rootfs(config: &Value, bundle: &Path) -> PathBuf {
 }
 
 /// Resolve every request and decide; the first refused request is the error.
-fn decide(requests: &[Request], host: &HostPaths, mode: Mode, root: &Path) -> Result<Plan> {
+pub(crate) fn decide(
+    requests: &[Request],
+    host: &HostPaths,
+    mode: Mode,
+    root: &Path,
+) -> Result<Plan> {
     let mut found = Vec::new();
     for r in requests {
         found.push(discover::resolve(r, host)?);
@@ -129,6 +134,84 @@ fn decide(requests: &[Request], host: &HostPaths, mode: Mode, root: &Path) -> Re
         tracing::info!("{d}");
     }
     Ok(plan)
+}
+
+/// What `virtpod device add` gave this container before, where the host still has it. A device
+/// the host no longer has (a USB adapter unplugged) is said and left out: it never stops the
+/// start, as a missing device an annotation names does.
+fn recorded(host: &HostPaths, id: Option<&str>) -> Vec<Request> {
+    // Only podman's 64-hex ids name records; and a user who may not read root's records
+    // (rootless podman) has none.
+    let Some(id) = id.filter(|id| super::added::path(&host.added, id).is_ok()) else {
+        return Vec::new();
+    };
+    if !may_read(&host.added) {
+        tracing::debug!(
+            "{} is not readable: no run-time additions",
+            host.added.display()
+        );
+        return Vec::new();
+    }
+    let requests = super::added::read(&host.added, id)
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|r| r.requests().map_err(|e| e.to_string()));
+    let requests = match requests {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("{e}; the devices added at run time are not given");
+            return Vec::new();
+        }
+    };
+    requests
+        .into_iter()
+        .filter_map(|r| {
+            // Name by name: one adapter unplugged must not take the others with it.
+            let r = match &r.selection {
+                Selection::All => discover::resolve(&r, host).map(|_| r.clone()).map_err(|e| e.to_string()),
+                Selection::Names(names) => {
+                    let kept: Vec<String> = names
+                        .iter()
+                        .filter(|n| {
+                            let one = Request {
+                                selection: Selection::Names(vec![(*n).clone()]),
+                                ..r.clone()
+                            };
+                            match discover::resolve(&one, host) {
+                                Ok(_) => true,
+                                Err(e) => {
+                                    tracing::warn!("{e}: added by `virtpod device add`, not given this time (`virtpod device remove` forgets it)");
+                                    false
+                                }
+                            }
+                        })
+                        .cloned()
+                        .collect();
+                    if kept.is_empty() {
+                        return None;
+                    }
+                    Ok(Request {
+                        selection: Selection::Names(kept),
+                        ..r.clone()
+                    })
+                }
+            };
+            match r {
+                Ok(r) => {
+                    tracing::info!("{}: added by `virtpod device add`, given again", r.annotation);
+                    Some(r)
+                }
+                Err(e) => {
+                    tracing::warn!("{e}: added by `virtpod device add`, not given this time (`virtpod device remove` forgets it)");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn may_read(dir: &Path) -> bool {
+    use nix::unistd::{access, AccessFlags};
+    !dir.exists() || access(dir, AccessFlags::R_OK | AccessFlags::X_OK).is_ok()
 }
 
 /// What a container was given, kept for poststop. Only under an id of its own: without one,
@@ -159,7 +242,7 @@ pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
     let id = container_id(&config);
     let shown = id.as_deref().map_or("unknown", short);
     let _span = tracing::info_span!("hook", container = %shown, stage = "precreate").entered();
-    let requests = requests(&config)?;
+    let requests = request::combine(requests(&config)?, recorded(host, id.as_deref()));
     let writable_net = sysctl::wants_writable_net(&config)?;
     if requests.is_empty() && !writable_net {
         tracing::debug!("no device requested");
@@ -219,7 +302,7 @@ pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()>
     let config = parse_config(
         &fs::read(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
     )?;
-    let requests = requests(&config)?;
+    let requests = request::combine(requests(&config)?, recorded(host, Some(&id)));
     if requests.is_empty() {
         return Ok(());
     }
@@ -246,35 +329,44 @@ pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()>
     Ok(())
 }
 
-fn allow_in_cgroup(pid: i32, plan: &Plan) -> Result<()> {
-    if plan.grants.is_empty() {
-        return Ok(());
-    }
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let Some(path) = cgroups.lines().find_map(|l| {
+/// The cgroup v1 devices directory of process `pid`; None under cgroup v2, where the runtime's
+/// device filter is an eBPF program nothing outside the runtime can widen.
+pub(crate) fn devices_cgroup(pid: i32) -> Result<Option<PathBuf>> {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("reading the cgroups of process {pid}"))?;
+    Ok(cgroups.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
         let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
         ctrl.split(',')
             .any(|c| c == "devices")
-            .then_some(path.to_string())
-    }) else {
+            .then(|| Path::new("/sys/fs/cgroup/devices").join(path.trim_start_matches('/')))
+    }))
+}
+
+/// Writes `c MAJOR:MINOR rwm` for each node to `devices.allow` or `devices.deny` of `dir`.
+pub(crate) fn cgroup_rules<'a>(
+    dir: &Path,
+    file: &str,
+    nodes: impl IntoIterator<Item = &'a discover::Node>,
+) -> Result<()> {
+    let path = dir.join(file);
+    for n in nodes {
+        let rule = format!("{} {}:{} rwm", n.kind.letter(), n.major, n.minor);
+        fs::write(&path, &rule)
+            .with_context(|| format!("writing {rule:?} to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn allow_in_cgroup(pid: i32, plan: &Plan) -> Result<()> {
+    if plan.grants.is_empty() {
+        return Ok(());
+    }
+    let Some(dir) = devices_cgroup(pid)? else {
         tracing::warn!("no cgroup v1 devices controller: the runtime's device filter cannot be widened from this stage; the nodes exist but may not open (use precreate)");
         return Ok(());
     };
-    let allow = Path::new("/sys/fs/cgroup/devices")
-        .join(path.trim_start_matches('/'))
-        .join("devices.allow");
-    for g in &plan.grants {
-        let rule = format!(
-            "{} {}:{} rwm",
-            g.node.kind.letter(),
-            g.node.major,
-            g.node.minor
-        );
-        fs::write(&allow, &rule)
-            .with_context(|| format!("writing {rule:?} to {}", allow.display()))?;
-    }
-    Ok(())
+    cgroup_rules(&dir, "devices.allow", plan.grants.iter().map(|g| &g.node))
 }
 
 fn enter_mount_namespace(pid: i32) -> Result<()> {
@@ -286,32 +378,14 @@ fn enter_mount_namespace(pid: i32) -> Result<()> {
 }
 
 fn make_node(root: &Path, g: &plan::Grant) -> Result<()> {
-    use nix::sys::stat::{makedev, mknod, Mode as Perm, SFlag};
-    let path = root.join(g.node.container_path().trim_start_matches('/'));
-    if fs::symlink_metadata(&path).is_ok() {
-        tracing::info!(
+    let n = &g.node;
+    match super::nodes::make(root, &n.rel, n.kind, n.major, n.minor, g.gid, g.mode)? {
+        super::nodes::Made::Created => tracing::info!("created {}", n.container_path()),
+        super::nodes::Made::Existed => tracing::info!(
             "{} already exists in the container; left as it is",
-            path.display()
-        );
-        return Ok(());
+            n.container_path()
+        ),
     }
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let kind = match g.node.kind {
-        Kind::Char => SFlag::S_IFCHR,
-        Kind::Block => SFlag::S_IFBLK,
-    };
-    mknod(
-        &path,
-        kind,
-        Perm::from_bits_truncate(g.mode),
-        makedev(g.node.major, g.node.minor),
-    )
-    .with_context(|| format!("mknod {}", path.display()))?;
-    nix::unistd::chown(&path, Some(0.into()), Some(g.gid.into()))?;
-    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(g.mode))?;
-    tracing::info!("created {}", g.node.container_path());
     Ok(())
 }
 
@@ -421,6 +495,7 @@ mod tests {
             sys: t.join("sys"),
             udev: t.join("udev"),
             state: t.join("state"),
+            added: t.join("added"),
         };
         fs::create_dir_all(&host.dev).unwrap();
         let kvm = host.dev.join("kvm");

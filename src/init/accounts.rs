@@ -86,15 +86,15 @@ fn fields(file: File) -> usize {
 /// that names the binds: those users would be refused with libvirt's bare "Failed to find user
 /// record".
 pub fn add_host_accounts(needed: bool) -> Result<()> {
-    let mut found = false;
+    let mut missing = Vec::new();
     for (host, mine, file) in [
         (HOST_PASSWD, "/etc/passwd", File::Passwd),
         (HOST_GROUP, "/etc/group", File::Group),
     ] {
         let Ok(host_text) = std::fs::read_to_string(host) else {
+            missing.push(host);
             continue;
         };
-        found = true;
         let container = std::fs::read_to_string(mine).with_context(|| format!("reading {mine}"))?;
         let (text, added) = merge(&container, &host_text, file);
         if added.is_empty() {
@@ -108,9 +108,15 @@ pub fn add_host_accounts(needed: bool) -> Result<()> {
             "added the host's accounts that the image lacks, so libvirt can name its clients"
         );
     }
-    if !found && needed {
+    if !missing.is_empty() && needed {
+        let binds: Vec<String> = missing
+            .iter()
+            .map(|m| format!("-v {}:{m}:ro", m.trim_start_matches("/run/host")))
+            .collect();
         warn!(
-            "the socket is open to host users, but the host's accounts are not in the container: a user whose uid or gid the image lacks gets \"Failed to find user record\" from libvirt; bind them: -v /etc/passwd:{HOST_PASSWD}:ro -v /etc/group:{HOST_GROUP}:ro"
+            "the socket is open to host users, but the host's accounts are not all in the container ({} missing): a user whose uid or gid the image lacks gets \"Failed to find user record\" (or \"group record\") from libvirt; bind them: {}",
+            missing.join(", "),
+            binds.join(" ")
         );
     }
     Ok(())

@@ -259,6 +259,13 @@ impl Settings {
                 }
             },
         };
+        if get(env, "VIRTPOD_AUTH") == Some("sasl") {
+            return Err(err(
+                "VIRTPOD_AUTH",
+                "sasl",
+                "expected none or polkit; SASL is on when VIRTPOD_SASL_CREDENTIALS names its users file (/run/secrets/NAME)",
+            ));
+        }
         let polkit = choice(
             env,
             "VIRTPOD_AUTH",
@@ -502,7 +509,7 @@ mod tests {
         let e = Settings::from_env(&env(&[("VIRTPOD_AUTH", "sasl")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("expected none, polkit"), "{e}");
+        assert!(e.contains("VIRTPOD_SASL_CREDENTIALS names"), "{e}");
     }
 
     #[test]

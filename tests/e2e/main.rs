@@ -4,6 +4,7 @@
 mod cdi;
 mod clients;
 mod cockpit;
+mod device;
 mod doctor;
 mod faults;
 mod front_door;

@@ -1,0 +1,95 @@
+//! The container `virtpod device` acts on, as podman sees it (`podman container inspect`).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// As the user named it.
+    pub name: String,
+    /// The full id: records are kept under it.
+    pub id: String,
+    /// The container's first process on the host; 0 when it is not running.
+    pub pid: i32,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Container {
+    pub fn running_pid(&self) -> Result<i32> {
+        if self.pid <= 0 {
+            bail!(
+                "{} is not running: start it first (`podman start {}`); devices are given to a running container",
+                self.name,
+                self.name
+            );
+        }
+        Ok(self.pid)
+    }
+}
+
+/// `podman container inspect NAME`.
+pub fn inspect(name: &str) -> Result<Container> {
+    let out = Command::new("podman")
+        .args(["container", "inspect", "--format", "json", "--", name])
+        .output()
+        .context("running podman (is it installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "podman container inspect {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    from_inspect(name, &out.stdout)
+}
+
+/// The container in `podman container inspect` output.
+pub fn from_inspect(name: &str, json: &[u8]) -> Result<Container> {
+    let v: Value = serde_json::from_slice(json).context("podman's inspect output is not JSON")?;
+    let c = v.get(0).unwrap_or(&v);
+    let id = c["Id"].as_str().unwrap_or_default().to_string();
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("podman gave no container id for {name}");
+    }
+    let pid = c["State"]["Pid"].as_i64().unwrap_or(0) as i32;
+    let annotations = c["Config"]["Annotations"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Container {
+        name: name.to_string(),
+        id,
+        pid,
+        annotations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_podman_says() {
+        let id = "ab".repeat(32);
+        let json = format!(
+            r#"[{{"Id":"{id}","State":{{"Pid":4242,"Running":true}},"Config":{{"Annotations":{{"io.virtpod.device.kvm":"true","n":"1"}}}}}}]"#
+        );
+        let c = from_inspect("vp", json.as_bytes()).unwrap();
+        assert_eq!((c.id.as_str(), c.pid), (id.as_str(), 4242));
+        assert_eq!(c.annotations["io.virtpod.device.kvm"], "true");
+        let stopped = json.replace("4242", "0");
+        let e = from_inspect("vp", stopped.as_bytes())
+            .unwrap()
+            .running_pid()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("podman start vp"), "{e}");
+        assert!(from_inspect("vp", b"[{}]").is_err());
+    }
+}

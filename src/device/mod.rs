@@ -1,0 +1,382 @@
+//! `virtpod device add|remove|list`: devices for a running container, rootful, cgroup v1. The
+//! same classes, selections and refusals as the hook's annotations (crate::hook): `add` makes
+//! the nodes in the container's /dev (through /proc/PID/root, its mount namespace's view),
+//! with the image's group, allows them in its device cgroup, and records the request
+//! (crate::hook::added) so that the precreate hook gives them again at every start; `remove`
+//! undoes the three; `list` shows what the container has from its annotations and from run-time
+//! additions.
+//!
+//! `container` reads podman's view of the container; the rest acts on the host.
+
+pub mod container;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::hook::discover::{self, Kind, Node};
+use crate::hook::plan::Mode;
+use crate::hook::request::{self, Request, Selection};
+use crate::hook::{added, nodes, stage, HostPaths};
+
+pub use container::Container;
+
+/// `class` or `class=selection` from the command line, as requests (the annotations'
+/// vocabulary: `ttyUSB=ttyUSB7`, `usb=1d6b:0002`, `audio`).
+pub fn parse(args: &[String]) -> Result<Vec<Request>> {
+    // One annotation per class: a class named twice is one request with both selections.
+    let mut by_class: Vec<(String, String)> = Vec::new();
+    for a in args {
+        let (class, value) = a.split_once('=').unwrap_or((a, "true"));
+        let key = format!("{}{class}", request::PREFIXES[0]);
+        match by_class.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => {
+                v.push(',');
+                v.push_str(value);
+            }
+            None => by_class.push((key, value.to_string())),
+        }
+    }
+    let requests = request::parse(by_class.iter().map(|(k, v)| (k, v)))?;
+    anyhow::ensure!(
+        !requests.is_empty(),
+        "nothing asked for: name a class, such as ttyUSB=ttyUSB0 or usb=1d6b:0002"
+    );
+    Ok(requests)
+}
+
+/// What the container in front of us allows: a rootful container on cgroup v1.
+struct Target<'a> {
+    c: &'a Container,
+    /// The container's root as seen through its mount namespace.
+    root: PathBuf,
+    cgroup: PathBuf,
+}
+
+fn target(c: &Container) -> Result<Target<'_>> {
+    if !nix::unistd::Uid::effective().is_root() || in_user_namespace("self") {
+        bail!(
+            "devices can be added only by root on the host (rootful podman): a rootless user \
+             cannot make device nodes; create the container with the annotation instead (the hook \
+             bind-mounts the nodes the user may open)"
+        );
+    }
+    let pid = c.running_pid()?;
+    if in_user_namespace(&pid.to_string()) {
+        bail!(
+            "{} runs in a user namespace, where a device node made from outside would not open; \
+             create it with the annotation instead",
+            c.name
+        );
+    }
+    let Some(cgroup) = stage::devices_cgroup(pid)? else {
+        bail!(
+            "{} has no cgroup v1 devices controller: under cgroup v2 the runtime's device filter \
+             is an eBPF program that only the runtime sets, at creation; create the container \
+             with the annotation instead (podman run --annotation io.virtpod.device.CLASS=…)",
+            c.name
+        );
+    };
+    // podman's pid may be stale (the container just stopped, the number reused): the process
+    // must still be in the container's own cgroup.
+    if !cgroup.to_string_lossy().contains(&c.id) {
+        bail!(
+            "process {pid}, which podman named for {}, is not in that container's cgroup ({}): did it just stop? Check with `podman ps` and try again",
+            c.name,
+            cgroup.display()
+        );
+    }
+    Ok(Target {
+        c,
+        root: PathBuf::from(format!("/proc/{pid}/root")),
+        cgroup,
+    })
+}
+
+fn in_user_namespace(pid: &str) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/uid_map"))
+        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
+}
+
+/// Whether podman runs our hook at this container's next start: the hook definitions match our
+/// annotations only, so a container without one would not get its additions again.
+fn hook_runs_for(c: &Container) -> bool {
+    c.annotations
+        .keys()
+        .any(|k| request::is_device_annotation(k) || k.starts_with("io.virtpod.sysctl."))
+}
+
+/// `virtpod device add`: one line per node given, then what happens at the next start.
+pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
+    let t = target(c)?;
+    let plan = stage::decide(&requests, host, Mode::Nodes, &t.root)?;
+    let mut said = plan.warnings.clone();
+    // Nodes first, then the cgroup: a failure on the way takes back what this call made, so
+    // nothing is left half given.
+    let mut made = Vec::new();
+    let undo = |made: &[&Node]| {
+        for n in made {
+            let _ = nodes::remove(&t.root, &n.rel);
+        }
+    };
+    for g in &plan.grants {
+        let n = &g.node;
+        match nodes::make(&t.root, &n.rel, n.kind, n.major, n.minor, g.gid, g.mode) {
+            Ok(nodes::Made::Created) => {
+                made.push(n);
+                said.push(format!(
+                    "{}: added {} ({} {}:{}, group {})",
+                    t.c.name,
+                    n.container_path(),
+                    kind_name(n.kind),
+                    n.major,
+                    n.minor,
+                    g.gid
+                ));
+            }
+            Ok(nodes::Made::Existed) => said.push(format!(
+                "{}: {} exists in the container already; left as it is, and allowed",
+                t.c.name,
+                n.container_path()
+            )),
+            Err(e) => {
+                undo(&made);
+                return Err(e);
+            }
+        }
+    }
+    if let Err(e) = stage::cgroup_rules(
+        &t.cgroup,
+        "devices.allow",
+        plan.grants.iter().map(|g| &g.node),
+    ) {
+        undo(&made);
+        return Err(e);
+    }
+    for b in &plan.binds {
+        if fs::symlink_metadata(t.root.join(b.dest.trim_start_matches('/'))).is_err() {
+            said.push(format!(
+                "{}: {} is bound at the container's next start (a running container's mounts are not changed)",
+                t.c.name, b.dest
+            ));
+        }
+    }
+    let mut record = added::read(&host.added, &c.id)?;
+    for r in &requests {
+        record.add(r);
+    }
+    added::write(&host.added, &record)?;
+    if hook_runs_for(c) {
+        said.push(format!(
+            "{}: recorded; given again at every start",
+            t.c.name
+        ));
+    } else {
+        said.push(format!(
+            "{}: recorded, but podman runs virtpod's hook only for containers with an io.virtpod.device.* annotation, and this one has none: the devices last until it stops; create it with one (e.g. --annotation io.virtpod.device.kvm=true)",
+            t.c.name
+        ));
+    }
+    Ok(said)
+}
+
+/// `virtpod device remove`: only run-time additions; a device the annotations give stays.
+pub fn remove(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
+    let t = target(c)?;
+    let from_annotations: BTreeSet<String> = annotation_requests(c)?
+        .iter()
+        .filter_map(|r| discover::resolve(r, host).ok())
+        .flat_map(|f| f.nodes)
+        .map(|n| n.rel)
+        .collect();
+    let mut record = added::read(&host.added, &c.id)?;
+    let mut said = Vec::new();
+    for asked in &requests {
+        let r = recorded_part(asked, &record, |rel| from_annotations.contains(rel))?;
+        let nodes = nodes_to_remove(&r, host, &t.root)?;
+        if let Some(n) = nodes.iter().find(|n| from_annotations.contains(&n.rel)) {
+            bail!(
+                "{}: {} is given by the container's annotations as well; re-create the container without it",
+                asked.annotation,
+                n.container_path()
+            );
+        }
+        record.remove(&r);
+        stage::cgroup_rules(&t.cgroup, "devices.deny", &nodes)?;
+        for n in &nodes {
+            if nodes::remove(&t.root, &n.rel)? {
+                said.push(format!("{}: removed {}", c.name, n.container_path()));
+            } else {
+                said.push(format!(
+                    "{}: {} was gone already; its access is withdrawn",
+                    c.name,
+                    n.container_path()
+                ));
+            }
+        }
+    }
+    added::write(&host.added, &record)?;
+    Ok(said)
+}
+
+/// What of `asked` the record holds, as a request: `remove` touches only run-time additions,
+/// never a device the container was created with (an annotation, `--device`). `from_annotations`
+/// says whether a node path comes from the annotations, for the message.
+fn recorded_part(
+    asked: &Request,
+    record: &added::Record,
+    from_annotations: impl Fn(&str) -> bool,
+) -> Result<Request> {
+    let class = asked.class.name;
+    let not_added = |name: &str| {
+        let rel = asked
+            .class
+            .rel_for(name)
+            .unwrap_or_else(|| name.to_string());
+        if from_annotations(&rel) {
+            anyhow::anyhow!(
+                "{}: /dev/{rel} comes from the container's annotations, not from `virtpod device add`; re-create the container without it",
+                asked.annotation
+            )
+        } else {
+            anyhow::anyhow!(
+                "{}: {name} was not added by `virtpod device add` (`virtpod device list` shows what was); nothing removed",
+                asked.annotation
+            )
+        }
+    };
+    match (record.devices.get(class), &asked.selection) {
+        (None, Selection::All) => Err(not_added(class)),
+        (None, Selection::Names(names)) => Err(not_added(&names[0])),
+        (Some(added::Added::All(_)), Selection::All) => Ok(asked.clone()),
+        (Some(added::Added::All(_)), Selection::Names(_)) => bail!(
+            "{}: the whole {class} class was added (`{class}`); remove it whole, as `{class}`",
+            asked.annotation
+        ),
+        (Some(added::Added::Names(have)), Selection::All) => Ok(Request {
+            selection: Selection::Names(have.clone()),
+            ..asked.clone()
+        }),
+        (Some(added::Added::Names(have)), Selection::Names(names)) => {
+            match names.iter().find(|n| !have.contains(n)) {
+                Some(n) => Err(not_added(n)),
+                None => Ok(asked.clone()),
+            }
+        }
+    }
+}
+
+/// The nodes a request names: found on the host as `add` finds them, or, for a device the
+/// host no longer has (unplugged), the node of that name in the container.
+fn nodes_to_remove(r: &Request, host: &HostPaths, root: &Path) -> Result<Vec<Node>> {
+    match discover::resolve(r, host) {
+        Ok(found) => Ok(found.nodes),
+        Err(refused) => {
+            let Selection::Names(names) = &r.selection else {
+                return Err(refused.into());
+            };
+            let mut found = Vec::new();
+            for name in names {
+                let rel = r
+                    .class
+                    .rel_for(name)
+                    .ok_or_else(|| anyhow::anyhow!("{refused}"))?;
+                match nodes::stat(root, &rel) {
+                    Some((kind, major, minor)) => found.push(Node {
+                        class: r.class.name,
+                        host: root.join("dev").join(&rel),
+                        rel,
+                        kind,
+                        major,
+                        minor,
+                        mode: 0,
+                        gid: 0,
+                        group: None,
+                    }),
+                    None => return Err(refused.into()),
+                }
+            }
+            Ok(found)
+        }
+    }
+}
+
+fn annotation_requests(c: &Container) -> Result<Vec<Request>> {
+    request::parse(c.annotations.iter()).with_context(|| format!("{}'s annotations", c.name))
+}
+
+/// `virtpod device list`: `ORIGIN REQUEST NODES` lines, NODES being the request's nodes present
+/// in the container now (`-` for none).
+pub fn list(host: &HostPaths, c: &Container) -> Result<Vec<String>> {
+    let pid = c.running_pid().ok();
+    let root = pid.map(|p| PathBuf::from(format!("/proc/{p}/root")));
+    let present = |r: &Request| -> String {
+        let Some(root) = &root else {
+            return "(not running)".into();
+        };
+        let rels: Vec<String> = match discover::resolve(r, host) {
+            Ok(f) => f.nodes.into_iter().map(|n| n.rel).collect(),
+            Err(_) => match &r.selection {
+                Selection::Names(names) => {
+                    names.iter().filter_map(|n| r.class.rel_for(n)).collect()
+                }
+                Selection::All => Vec::new(),
+            },
+        };
+        let here: Vec<String> = rels
+            .into_iter()
+            .filter(|rel| nodes::stat(root, rel).is_some())
+            .map(|rel| format!("/dev/{rel}"))
+            .collect();
+        if here.is_empty() {
+            "-".into()
+        } else {
+            here.join(",")
+        }
+    };
+    let mut lines = Vec::new();
+    for r in annotation_requests(c)? {
+        lines.push(format!("annotation\t{}\t{}", r.annotation, present(&r)));
+    }
+    for r in added::read(&host.added, &c.id)?.requests()? {
+        lines.push(format!("added\t{}\t{}", r.annotation, present(&r)));
+    }
+    Ok(lines)
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Char => "char",
+        Kind::Block => "block",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_requests_use_the_annotations_vocabulary() {
+        let args: Vec<String> = ["ttyUSB=ttyUSB7", "audio", "ttyUSB=ttyUSB3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let r = parse(&args).unwrap();
+        assert_eq!(r.len(), 2);
+        let tty = r.iter().find(|r| r.class.name == "ttyUSB").unwrap();
+        assert_eq!(
+            tty.selection,
+            Selection::Names(vec!["ttyUSB7".into(), "ttyUSB3".into()])
+        );
+        for (bad, says) in [
+            ("nosuch=1", "unknown device class"),
+            ("ttyUSB=../../etc/passwd", "ttyUSB"),
+            ("ttyUSB=false", "nothing asked for"),
+        ] {
+            let e = parse(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}

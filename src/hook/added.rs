@@ -1,0 +1,237 @@
+//! What `virtpod device add` (crate::device) gave a container, kept on the host so that the precreate hook gives
+//! it again at every start of that container. One JSON file per container id, root's only: the
+//! record decides which host devices a container gets, so it must never come from inside one.
+//!
+//! The record holds requests in the annotations' vocabulary (class and selection), not nodes:
+//! a USB device selected by vendor:product may have another bus address after a replug, and
+//! the hook resolves it again like any annotation.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::hook::request::{self, Request, Selection};
+
+/// Where the records live on the host. Not /run: a container outlives a reboot of its host.
+pub const DEFAULT_DIR: &str = "/var/lib/virtpod/devices";
+
+/// One class's run-time additions: every device of the class, or these names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Added {
+    All(bool),
+    Names(Vec<String>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    /// Class name → what was added.
+    pub devices: BTreeMap<String, Added>,
+}
+
+impl Record {
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// The record as annotations (`io.virtpod.device.<class>` → value), for request::parse.
+    pub fn annotations(&self) -> Vec<(String, String)> {
+        // `false` (only a hand edit writes it) asks for nothing, as in an annotation.
+        self.devices
+            .iter()
+            .map(|(class, added)| {
+                let value = match added {
+                    Added::All(all) => all.to_string(),
+                    Added::Names(n) => n.join(","),
+                };
+                (format!("{}{class}", request::PREFIXES[0]), value)
+            })
+            .collect()
+    }
+
+    /// The requests the record stands for; an error names the record (a class this version no
+    /// longer knows, a hand-edited value).
+    pub fn requests(&self) -> Result<Vec<Request>, request::RequestError> {
+        let a = self.annotations();
+        request::parse(a.iter().map(|(k, v)| (k, v)))
+    }
+
+    /// Adds `req` (merged with what the class has already).
+    pub fn add(&mut self, req: &Request) {
+        let class = req.class.name.to_string();
+        let merged = match (self.devices.remove(&class), &req.selection) {
+            (Some(Added::All(_)), _) | (_, Selection::All) => Added::All(true),
+            (Some(Added::Names(mut have)), Selection::Names(new)) => {
+                for n in new {
+                    if !have.contains(n) {
+                        have.push(n.clone());
+                    }
+                }
+                Added::Names(have)
+            }
+            (None, Selection::Names(new)) => Added::Names(new.clone()),
+        };
+        self.devices.insert(class, merged);
+    }
+
+    /// Takes `req` out: the whole class for `All`, else the names. Returns whether the record
+    /// had any of it.
+    pub fn remove(&mut self, req: &Request) -> bool {
+        let class = req.class.name;
+        match (self.devices.get_mut(class), &req.selection) {
+            (None, _) => false,
+            (Some(_), Selection::All) | (Some(Added::All(_)), _) => {
+                self.devices.remove(class);
+                true
+            }
+            (Some(Added::Names(have)), Selection::Names(gone)) => {
+                let before = have.len();
+                have.retain(|n| !gone.contains(n));
+                let changed = have.len() != before;
+                if have.is_empty() {
+                    self.devices.remove(class);
+                }
+                changed
+            }
+        }
+    }
+}
+
+/// A container id as a file name: podman's 64 hex digits, nothing else.
+fn is_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub fn path(dir: &Path, id: &str) -> Result<PathBuf> {
+    anyhow::ensure!(
+        is_id(id),
+        "{id:?} is not a container id (64 hex digits); nothing is recorded under it"
+    );
+    Ok(dir.join(format!("{id}.json")))
+}
+
+/// The record of container `id`; an empty one when there is none.
+pub fn read(dir: &Path, id: &str) -> Result<Record> {
+    let path = path(dir, id)?;
+    match fs::read(&path) {
+        Ok(bytes) => {
+            let r: Record = serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is not a record of `virtpod device add`; remove it and add the devices again",
+                    path.display()
+                )
+            })?;
+            anyhow::ensure!(
+                r.id == id,
+                "{} belongs to container {}, not {id}",
+                path.display(),
+                r.id
+            );
+            Ok(r)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record {
+            id: id.to_string(),
+            ..Record::default()
+        }),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes the record (root-only, by rename), or removes the file when nothing is left.
+pub fn write(dir: &Path, record: &Record) -> Result<()> {
+    let path = path(dir, &record.id)?;
+    if record.is_empty() {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} root's only", dir.display()))?;
+    let tmp = path.with_extension("json.new");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(serde_json::to_string_pretty(record)?.as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn req(class: &str, value: &str) -> Request {
+        let k = format!("io.virtpod.device.{class}");
+        let v = value.to_string();
+        request::parse([(&k, &v)]).unwrap().remove(0)
+    }
+
+    #[test]
+    fn adds_merge_by_class_and_removes_take_names_out() {
+        let mut r = Record {
+            id: ID.into(),
+            ..Record::default()
+        };
+        r.add(&req("ttyUSB", "ttyUSB7"));
+        r.add(&req("ttyUSB", "ttyUSB3,ttyUSB7"));
+        r.add(&req("audio", "true"));
+        assert_eq!(
+            r.annotations(),
+            [
+                ("io.virtpod.device.audio".to_string(), "true".to_string()),
+                ("io.virtpod.device.ttyUSB".into(), "ttyUSB7,ttyUSB3".into())
+            ]
+        );
+        assert_eq!(r.requests().unwrap().len(), 2);
+        assert!(r.remove(&req("ttyUSB", "ttyUSB7")));
+        assert!(!r.remove(&req("ttyUSB", "ttyUSB7")), "already gone");
+        assert!(r.remove(&req("ttyUSB", "ttyUSB3")));
+        assert!(r.remove(&req("audio", "true")));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn records_round_trip_and_vanish_when_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = read(dir.path(), ID).unwrap();
+        assert!(r.is_empty());
+        r.add(&req("ttyACM", "ttyACM0"));
+        write(dir.path(), &r).unwrap();
+        let file = dir.path().join(format!("{ID}.json"));
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(read(dir.path(), ID).unwrap(), r);
+        r.remove(&req("ttyACM", "true"));
+        write(dir.path(), &r).unwrap();
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn only_container_ids_name_records() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../etc/passwd", "abc", "", &"g".repeat(64)] {
+            assert!(read(dir.path(), bad).is_err(), "{bad:?}");
+        }
+        fs::write(dir.path().join(format!("{ID}.json")), "not json").unwrap();
+        let e = read(dir.path(), ID).unwrap_err().to_string();
+        assert!(e.contains("add the devices again"), "{e}");
+    }
+}

@@ -1,0 +1,317 @@
+//! `virtpod device`: devices given to a running container, kept across its restarts by the
+//! precreate hook, taken out again (docs/hook.md, "At run time"). This host has no USB serial
+//! adapter, so the nodes come from a device root of the test's own, made with mknod with the
+//! numbers a real one has; opening one then reaches the kernel, which has no driver for it
+//! ("No such device or address"), where a node the device cgroup denies gives "Operation not
+//! permitted".
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::harness::*;
+
+/// A device root, a records directory and a precreate hook (the host build) that uses both.
+struct Setup {
+    tmp: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let dev = tmp.path().join("dev");
+        for (rel, major, minor) in [
+            ("ttyUSB7", 188, 7),
+            ("ttyACM0", 166, 0),
+            ("snd/controlC0", 116, 0),
+        ] {
+            mknod(&dev.join(rel), "0660", major, minor);
+        }
+        fs::write(dev.join("ttyUSB8"), "not a device").unwrap();
+        symlink("/dev/null", dev.join("ttyUSB9")).unwrap();
+        let hooks = tmp.path().join("hooks.d");
+        fs::create_dir(&hooks).unwrap();
+        let mut argv: Vec<String> = vec!["virtpod".into(), "hook".into()];
+        argv.extend(
+            [
+                "--log".to_string(),
+                tmp.path().join("hook.log").display().to_string(),
+                "--state-dir".into(),
+                tmp.path().join("state").display().to_string(),
+            ]
+            .into_iter()
+            .chain(Setup::host_args_of(tmp.path())),
+        );
+        argv.push("precreate".into());
+        let def = serde_json::json!({
+            "version": "1.0.0",
+            "hook": {"path": host_bin(), "args": argv, "timeout": 10},
+            "when": {"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.": ".*"}},
+            "stages": ["precreate"],
+        });
+        fs::write(hooks.join("50-virtpod.json"), def.to_string()).unwrap();
+        Setup { tmp }
+    }
+
+    fn host_args_of(dir: &std::path::Path) -> Vec<String> {
+        vec![
+            "--dev-root".into(),
+            dir.join("dev").display().to_string(),
+            "--added-dir".into(),
+            dir.join("added").display().to_string(),
+        ]
+    }
+
+    fn added_dir(&self) -> PathBuf {
+        self.tmp.path().join("added")
+    }
+
+    fn hook_log(&self) -> String {
+        fs::read_to_string(self.tmp.path().join("hook.log")).unwrap_or_default()
+    }
+
+    /// A running container (sleep) with `annotations`, removed on drop.
+    fn container(&self, annotations: &[&str]) -> Running {
+        let name = unique("dev");
+        let hooks = self.tmp.path().join("hooks.d").display().to_string();
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--hooks-dir",
+            &hooks,
+            "--no-healthcheck",
+        ];
+        for a in annotations {
+            args.extend(["--annotation", a]);
+        }
+        args.extend(["--entrypoint", "sleep", image(), "infinity"]);
+        let out = podman(&args);
+        assert!(
+            out.status.success(),
+            "{}\n--- hook log ---\n{}",
+            text(&out),
+            self.hook_log()
+        );
+        Running { name }
+    }
+
+    /// `podman restart`, with the hooks dir: podman reads hook definitions anew at every start,
+    /// from the dirs of that command (installed hooks are in the default one).
+    fn restart(&self, c: &Running) {
+        let hooks = self.tmp.path().join("hooks.d").display().to_string();
+        podman_ok(&["restart", "--hooks-dir", &hooks, "-t", "0", &c.name]);
+    }
+
+    /// `virtpod device VERB ARGS…` with this setup's device root and records.
+    fn device(&self, verb: &str, args: &[&str]) -> Output {
+        Command::new(host_bin())
+            .args(["device", verb])
+            .args(args)
+            .args(Setup::host_args_of(self.tmp.path()))
+            .output()
+            .unwrap()
+    }
+}
+
+struct Running {
+    name: String,
+}
+
+impl Running {
+    /// What `script` printed, its errors included (podman's own warnings are not).
+    fn sh(&self, script: &str) -> String {
+        let out = podman(&[
+            "exec",
+            &self.name,
+            "sh",
+            "-c",
+            &format!("exec 2>&1; {script}"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        podman(&["rm", "-f", "-t", "0", &self.name]);
+    }
+}
+
+/// Opens the node read-write and says how that went (`<>` would make a file where there is no
+/// node: use it only where one is).
+const OPEN: &str = "exec 3<>/dev/ttyUSB7 && echo OPENED";
+
+#[test]
+fn a_device_added_at_run_time_opens_survives_a_restart_and_goes_with_remove() {
+    require_prepared();
+    let s = Setup::new();
+    let c = s.container(&["io.virtpod.device.ttyACM=true"]);
+    assert!(c.sh("ls /dev/ttyUSB7 2>&1").contains("No such file"));
+
+    let out = s.device("add", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("added /dev/ttyUSB7 (char 188:7"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("given again at every start"),
+        "{}",
+        text(&out)
+    );
+    let dialout = c.sh("getent group dialout | cut -d: -f3");
+    let check = |when: &str| {
+        assert_eq!(
+            c.sh("stat -c '%F %t:%T %g' /dev/ttyUSB7").trim(),
+            format!("character special file bc:7 {}", dialout.trim()),
+            "{when}"
+        );
+        // The device cgroup lets it through: the error is the kernel's (no driver here).
+        let open = c.sh(OPEN);
+        assert!(
+            open.contains("No such device or address") && !open.contains("not permitted"),
+            "{when}: {open}"
+        );
+    };
+    check("after add");
+
+    let out = s.device("list", &[&c.name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "annotation\tio.virtpod.device.ttyACM=true\t/dev/ttyACM0\n\
+         added\tio.virtpod.device.ttyUSB=ttyUSB7\t/dev/ttyUSB7\n"
+    );
+
+    s.restart(&c);
+    check("after podman restart");
+    assert!(
+        s.hook_log().contains(
+            "io.virtpod.device.ttyUSB=ttyUSB7: added by `virtpod device add`, given again"
+        ),
+        "{}",
+        s.hook_log()
+    );
+
+    // What the container was created with is not run-time's to take.
+    let out = s.device("remove", &[&c.name, "ttyACM=ttyACM0"]);
+    assert!(
+        !out.status.success() && text(&out).contains("comes from the container's annotations"),
+        "{}",
+        text(&out)
+    );
+    let out = s.device("remove", &[&c.name, "ttyUSB"]);
+    assert!(
+        out.status.success(),
+        "the whole class: what was added of it: {}",
+        text(&out)
+    );
+    assert!(
+        c.sh("ls /dev/ttyUSB7").contains("No such file"),
+        "the node is gone"
+    );
+    let out = s.device("remove", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(
+        !out.status.success() && text(&out).contains("was not added by `virtpod device add`"),
+        "twice: {}",
+        text(&out)
+    );
+    let out = s.device("add", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = s.device("remove", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        c.sh("ls /dev/ttyUSB7").contains("No such file"),
+        "the node is gone"
+    );
+    // A node made again inside (podman gives CAP_MKNOD) no longer opens: the cgroup denies it.
+    let again = c.sh(&format!("mknod /dev/ttyUSB7 c 188 7 && {OPEN}"));
+    assert!(again.contains("Operation not permitted"), "{again}");
+    assert!(
+        fs::read_dir(s.added_dir()).unwrap().next().is_none(),
+        "the record is gone"
+    );
+    let out = s.device("list", &[&c.name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "annotation\tio.virtpod.device.ttyACM=true\t/dev/ttyACM0\n"
+    );
+    s.restart(&c);
+    assert!(c.sh("ls /dev/ttyUSB7 2>&1").contains("No such file"));
+}
+
+/// Every selection the hook refuses, `device add` refuses too, with the hook's words, and
+/// nothing reaches the container or the records.
+#[test]
+fn device_add_refuses_what_the_hook_refuses() {
+    require_prepared();
+    let s = Setup::new();
+    let c = s.container(&["io.virtpod.device.ttyACM=true"]);
+    for (selection, says) in [
+        (
+            "ttyUSB=ttyUSB8",
+            "is a regular file, not a character or block device; refused",
+        ),
+        ("ttyUSB=ttyUSB9", "outside"),
+        ("ttyUSB=../kvm", "no '..'"),
+        ("ttyUSB=ttyUSB5", "does not exist on this host"),
+        ("nosuch=1", "unknown device class \"nosuch\""),
+        ("usb=1234:5678", "no USB device 1234:5678"),
+    ] {
+        let out = s.device("add", &[&c.name, selection]);
+        assert_eq!(out.status.code(), Some(1), "{selection}: {}", text(&out));
+        assert!(text(&out).contains(says), "{selection}: {}", text(&out));
+    }
+    // The container's root owns its /dev and may plant symlinks there: one on the way to a
+    // node is refused, never followed onto the host.
+    let bait = tempfile::tempdir().unwrap();
+    c.sh(&format!("ln -s {} /dev/snd", bait.path().display()));
+    let out = s.device("add", &[&c.name, "audio=controlC0"]);
+    assert!(
+        !out.status.success() && text(&out).contains("/dev/snd in the container is a symlink"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        fs::read_dir(bait.path()).unwrap().count(),
+        0,
+        "made on the host"
+    );
+    // ... and nothing was allowed either: a node made inside does not open.
+    let own = c.sh("rm /dev/snd && mknod /dev/ctl c 116 0 && exec 3<>/dev/ctl");
+    assert!(own.contains("Operation not permitted"), "{own}");
+    assert!(!s.added_dir().exists(), "nothing recorded");
+    assert_eq!(
+        c.sh("ls /dev | grep -c ttyUSB").trim(),
+        "0",
+        "nothing made in the container"
+    );
+    let out = s.device("add", &["no-such-container", "ttyUSB=ttyUSB7"]);
+    assert!(
+        !out.status.success() && text(&out).contains("no-such-container"),
+        "{}",
+        text(&out)
+    );
+
+    // Without an annotation of ours, podman will not run the hook at the next start: said.
+    let plain = s.container(&[]);
+    let out = s.device("add", &[&plain.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the devices last until it stops"),
+        "{}",
+        text(&out)
+    );
+    podman_ok(&["stop", "-t", "0", &plain.name]);
+    let out = s.device("add", &[&plain.name, "ttyUSB=ttyUSB7"]);
+    assert!(
+        !out.status.success() && text(&out).contains("is not running"),
+        "{}",
+        text(&out)
+    );
+}

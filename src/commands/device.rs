@@ -20,6 +20,26 @@ pub enum Device {
         #[command(flatten)]
         devices: DeviceArgs,
     },
+    /// USB hotplug: give the container each USB device plugged into the host while it runs, and
+    /// take out each one unplugged, until it stops. The poststart hook starts this for a
+    /// container with io.virtpod.device.usb=hotplug.
+    Watch {
+        /// The container's name or id (or --pid and --id, as the hook gives them).
+        #[arg(required_unless_present = "pid")]
+        container: Option<String>,
+        /// The container's process on the host (with --id; no podman is asked).
+        #[arg(long, requires = "id", conflicts_with = "container")]
+        pid: Option<i32>,
+        /// The container's full id (with --pid).
+        #[arg(long, requires = "pid")]
+        id: Option<String>,
+        /// Read events from this file as it grows (KEY=VALUE lines, a blank line after each, as
+        /// `udevadm monitor --property` prints them) instead of the kernel's.
+        #[arg(long, value_name = "FILE")]
+        events: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        devices: DeviceArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -39,6 +59,13 @@ impl Device {
         let (verb, result) = match self {
             Device::Add(a) => ("device add", run(a, virtpod::device::add)),
             Device::Remove(a) => ("device remove", run(a, virtpod::device::remove)),
+            Device::Watch {
+                container,
+                pid,
+                id,
+                events,
+                devices,
+            } => return watch(container, pid.zip(id), events, devices),
             Device::List { container, devices } => (
                 "device list",
                 virtpod::device::container::inspect(&container).and_then(|c| {
@@ -68,4 +95,41 @@ fn run(a: Args, op: Op) -> anyhow::Result<Vec<String>> {
     let requests = virtpod::device::parse(&a.devices)?;
     let c = virtpod::device::container::inspect(&a.container)?;
     op(&a.host.host_paths(Default::default()), &c, requests)
+}
+
+fn watch(
+    container: Option<String>,
+    by_pid: Option<(i32, String)>,
+    events: Option<std::path::PathBuf>,
+    devices: DeviceArgs,
+) -> ExitCode {
+    let c = match (container, by_pid) {
+        (_, Some((pid, id))) => Ok(virtpod::device::Container {
+            name: id.chars().take(12).collect(),
+            id,
+            pid,
+            annotations: Default::default(),
+        }),
+        (Some(name), None) => virtpod::device::container::inspect(&name),
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let source = match &events {
+        Some(path) => virtpod::device::watch::Source::file(path),
+        None => virtpod::device::watch::Source::kernel(),
+    };
+    let say = |line: &str| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    let result = c.and_then(|c| {
+        source.and_then(|s| {
+            virtpod::device::watch(&devices.host_paths(Default::default()), &c, s, say)
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::fail("device watch", e),
+    }
 }

@@ -22,6 +22,10 @@ pub struct Hook {
     /// Where what each container was given is recorded for poststop.
     #[arg(long, default_value = "/run/virtpod-hook")]
     state_dir: PathBuf,
+    /// poststart: the USB hotplug watcher reads events from this file instead of the kernel
+    /// (tests; see `virtpod device watch --events`).
+    #[arg(long, value_name = "FILE")]
+    usb_events: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -30,6 +34,7 @@ enum Stage {
     #[value(name = "createRuntime")]
     CreateRuntime,
     Prestart,
+    Poststart,
     Poststop,
 }
 
@@ -37,6 +42,7 @@ impl Hook {
     pub fn exec(self) -> ExitCode {
         virtpod::hook::log::init(self.log_level, &self.log);
         let host = self.devices.host_paths(self.state_dir);
+        let events = self.usb_events;
         let mut input = Vec::new();
         if let Err(e) = std::io::stdin().read_to_end(&mut input) {
             tracing::error!("virtpod hook: reading stdin: {e}");
@@ -47,6 +53,7 @@ impl Hook {
                 .and_then(|out| Ok(std::io::stdout().lock().write_all(&out)?)),
             Stage::CreateRuntime => stage::create_runtime(&input, &host, "createRuntime"),
             Stage::Prestart => stage::create_runtime(&input, &host, "prestart"),
+            Stage::Poststart => stage::poststart(&input, &host, &self.log, events.as_deref()),
             Stage::Poststop => {
                 stage::poststop(&input, &host);
                 Ok(())

@@ -9,6 +9,7 @@
 //! `container` reads podman's view of the container; the rest acts on the host.
 
 pub mod container;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -50,6 +51,7 @@ pub fn parse(args: &[String]) -> Result<Vec<Request>> {
 /// What the container in front of us allows: a rootful container on cgroup v1.
 struct Target<'a> {
     c: &'a Container,
+    pid: i32,
     /// The container's root as seen through its mount namespace.
     root: PathBuf,
     cgroup: PathBuf,
@@ -90,6 +92,7 @@ fn target(c: &Container) -> Result<Target<'_>> {
     }
     Ok(Target {
         c,
+        pid,
         root: PathBuf::from(format!("/proc/{pid}/root")),
         cgroup,
     })
@@ -112,9 +115,38 @@ fn hook_runs_for(c: &Container) -> bool {
 pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
     let t = target(c)?;
     let plan = stage::decide(&requests, host, Mode::Nodes, &t.root)?;
+    let mut said = give(&t, &plan)?;
+    for b in &plan.binds {
+        if fs::symlink_metadata(t.root.join(b.dest.trim_start_matches('/'))).is_err() {
+            said.push(format!(
+                "{}: {} is bound at the container's next start (a running container's mounts are not changed)",
+                t.c.name, b.dest
+            ));
+        }
+    }
+    let mut record = added::read(&host.added, &c.id)?;
+    for r in &requests {
+        record.add(r);
+    }
+    added::write(&host.added, &record)?;
+    if hook_runs_for(c) {
+        said.push(format!(
+            "{}: recorded; given again at every start",
+            t.c.name
+        ));
+    } else {
+        said.push(format!(
+            "{}: recorded, but podman runs virtpod's hook only for containers with an io.virtpod.device.* annotation, and this one has none: the devices last until it stops; create it with one (e.g. --annotation io.virtpod.device.kvm=true)",
+            t.c.name
+        ));
+    }
+    Ok(said)
+}
+
+/// The plan's nodes made in the container and allowed in its cgroup. Nodes first, then the
+/// cgroup: a failure on the way takes back what this call made, so nothing is left half given.
+fn give(t: &Target, plan: &crate::hook::plan::Plan) -> Result<Vec<String>> {
     let mut said = plan.warnings.clone();
-    // Nodes first, then the cgroup: a failure on the way takes back what this call made, so
-    // nothing is left half given.
     let mut made = Vec::new();
     let undo = |made: &[&Node]| {
         for n in made {
@@ -155,31 +187,90 @@ pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Ve
         undo(&made);
         return Err(e);
     }
-    for b in &plan.binds {
-        if fs::symlink_metadata(t.root.join(b.dest.trim_start_matches('/'))).is_err() {
-            said.push(format!(
-                "{}: {} is bound at the container's next start (a running container's mounts are not changed)",
-                t.c.name, b.dest
-            ));
+    Ok(said)
+}
+
+/// `virtpod device watch`: USB hotplug for the container until its process is gone. Each line
+/// of what happened goes to `say`; a device that cannot be given is said and the watch goes on.
+pub fn watch(
+    host: &HostPaths,
+    c: &Container,
+    mut source: watch::Source,
+    mut say: impl FnMut(&str),
+) -> Result<()> {
+    let t = target(c)?;
+    say(&format!(
+        "{}: watching for USB devices plugged into the host",
+        c.name
+    ));
+    loop {
+        if !still_there(&t) {
+            say(&format!("{}: stopped; the watch ends", c.name));
+            return Ok(());
+        }
+        for e in source.next(std::time::Duration::from_secs(1))? {
+            if !e.is_usb_device() {
+                continue;
+            }
+            let done = match e.action.as_str() {
+                "add" => plug(host, &t, &e),
+                "remove" => unplug(&t, &e),
+                _ => continue,
+            };
+            match done {
+                Ok(lines) => lines.iter().for_each(|l| say(l)),
+                Err(err) => say(&format!("{}: /dev/{}: {err:#}", c.name, e.devname)),
+            }
         }
     }
-    let mut record = added::read(&host.added, &c.id)?;
-    for r in &requests {
-        record.add(r);
-    }
-    added::write(&host.added, &record)?;
-    if hook_runs_for(c) {
-        said.push(format!(
-            "{}: recorded; given again at every start",
-            t.c.name
-        ));
-    } else {
-        said.push(format!(
-            "{}: recorded, but podman runs virtpod's hook only for containers with an io.virtpod.device.* annotation, and this one has none: the devices last until it stops; create it with one (e.g. --annotation io.virtpod.device.kvm=true)",
-            t.c.name
-        ));
-    }
-    Ok(said)
+}
+
+/// The container's process still runs in the container's cgroup.
+fn still_there(t: &Target) -> bool {
+    stage::devices_cgroup(t.pid)
+        .ok()
+        .flatten()
+        .is_some_and(|dir| dir == t.cgroup)
+}
+
+/// The hotplugged device's request, as `usb=bus/usb/BBB/DDD`: checked like an annotation.
+fn usb_request(e: &watch::Event) -> Result<Request> {
+    let key = format!("{}usb", request::PREFIXES[0]);
+    let mut r = request::parse([(&key, &e.devname)])?;
+    r.pop()
+        .ok_or_else(|| anyhow::anyhow!("{}: not a USB device node", e.devname))
+}
+
+fn plug(host: &HostPaths, t: &Target, e: &watch::Event) -> Result<Vec<String>> {
+    let plan = stage::decide(&[usb_request(e)?], host, Mode::Nodes, &t.root)?;
+    give(t, &plan)
+}
+
+fn unplug(t: &Target, e: &watch::Event) -> Result<Vec<String>> {
+    let r = usb_request(e)?;
+    let rel = r
+        .class
+        .rel_for(&e.devname)
+        .ok_or_else(|| anyhow::anyhow!("{}: not a USB device node", e.devname))?;
+    let node = Node {
+        class: "usb",
+        host: PathBuf::from("/dev").join(&rel),
+        rel,
+        kind: Kind::Char,
+        major: e.major,
+        minor: e.minor,
+        mode: 0,
+        gid: 0,
+        group: None,
+    };
+    stage::cgroup_rules(&t.cgroup, "devices.deny", [&node])?;
+    let gone = nodes::remove(&t.root, &node.rel)?;
+    Ok(vec![format!(
+        "{}: {} {}",
+        t.c.name,
+        if gone { "removed" } else { "had no" },
+        node.container_path()
+    )])
 }
 
 /// `virtpod device remove`: only run-time additions; a device the annotations give stays.

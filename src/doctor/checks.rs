@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use super::facts::{ConfUlimits, DeviceNode, Hooks, Limits, Podman};
+use super::facts::{ConfUlimits, DeviceNode, Hooks, Hotplug, Limits, Podman};
 use super::Finding;
 
 /// What podman 4 gives a rootful container for nofile and nproc unless containers.conf's
@@ -207,6 +207,46 @@ pub fn hooks(h: &Hooks) -> Finding {
             "`sudo virtpod install` writes its definitions into /usr/share/containers/oci/hooks.d \
              (rootless podman also needs hooks_dir in its containers.conf)",
         ),
+    }
+}
+
+/// Every running container that asks for USB hotplug has its watcher.
+pub fn hotplug(h: &Result<Vec<Hotplug>, String>) -> Finding {
+    match h {
+        Err(e) => Finding::warn(
+            "hotplug",
+            format!("could not list the running containers: {e}"),
+            "run doctor as the user whose containers these are",
+        ),
+        Ok(all) if all.is_empty() => Finding::ok(
+            "hotplug",
+            "no running container asks for USB hotplug (io.virtpod.device.usb=hotplug)",
+        ),
+        Ok(all) => {
+            let missing: Vec<&str> = all
+                .iter()
+                .filter(|c| !c.watched)
+                .map(|c| c.name.as_str())
+                .collect();
+            if missing.is_empty() {
+                Finding::ok(
+                    "hotplug",
+                    format!(
+                        "a USB hotplug watcher runs for each of {} container(s)",
+                        all.len()
+                    ),
+                )
+            } else {
+                Finding::fail(
+                    "hotplug",
+                    format!(
+                        "no `virtpod device watch` runs for {}: USB devices plugged in now do not reach it",
+                        missing.join(", ")
+                    ),
+                    "is hooks.d/virtpod-usb-hotplug.json installed (`virtpod install`)? Restart the container, or run `virtpod device watch NAME`",
+                )
+            }
+        }
     }
 }
 
@@ -417,5 +457,22 @@ mod tests {
             .contains("no socket at /run/virtpod/libvirt-sock"));
         let denied = socket(p, &Err(io::Error::from(io::ErrorKind::PermissionDenied)));
         assert!(denied.detail.contains("not allowed"));
+    }
+
+    #[test]
+    fn a_hotplug_container_without_its_watcher_is_named() {
+        let c = |name: &str, watched| Hotplug {
+            name: name.into(),
+            watched,
+        };
+        assert_eq!(hotplug(&Ok(vec![])).level, super::super::Level::Ok);
+        assert_eq!(
+            hotplug(&Ok(vec![c("a", true)])).level,
+            super::super::Level::Ok
+        );
+        let f = hotplug(&Ok(vec![c("a", true), c("b", false)]));
+        assert_eq!(f.level, super::super::Level::Fail);
+        assert!(f.detail.contains("for b:"), "{}", f.detail);
+        assert!(f.fix.unwrap().contains("virtpod device watch NAME"));
     }
 }

@@ -243,6 +243,77 @@ fn runs_virtpod_hook(args: &Option<Vec<String>>) -> bool {
     })
 }
 
+/// A running container that asks for USB hotplug, and whether a watcher serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hotplug {
+    pub name: String,
+    pub watched: bool,
+}
+
+/// The running containers with `io.virtpod.device.usb=hotplug` (podman's view), each with
+/// whether a `virtpod device watch` process names it (by id, as poststart starts it, or by
+/// name, as a user does). Err: podman could not be asked.
+pub fn hotplug() -> Result<Vec<Hotplug>, String> {
+    let run = |args: &[&str]| -> Result<Vec<u8>, String> {
+        let out = std::process::Command::new("podman")
+            .args(args)
+            .output()
+            .map_err(|e| format!("podman: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(out.stdout)
+    };
+    let ids = String::from_utf8_lossy(&run(&["ps", "-q", "--no-trunc"])?).into_owned();
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One at a time: a container that stops between the two calls is simply not running.
+    let inspected: Vec<serde_json::Value> = ids
+        .iter()
+        .filter_map(|id| run(&["container", "inspect", "--format", "json", id]).ok())
+        .filter_map(|out| serde_json::from_slice::<serde_json::Value>(&out).ok())
+        .filter_map(|v| v.get(0).cloned())
+        .collect();
+    let watchers = watchers();
+    Ok(inspected
+        .iter()
+        .filter(|c| {
+            crate::hook::request::PREFIXES.iter().any(|p| {
+                c["Config"]["Annotations"][format!("{p}usb")].as_str()
+                    == Some(crate::hook::request::HOTPLUG)
+            })
+        })
+        .map(|c| {
+            let id = c["Id"].as_str().unwrap_or_default();
+            let name = c["Name"].as_str().unwrap_or(id).trim_start_matches('/');
+            Hotplug {
+                name: name.to_string(),
+                watched: watchers
+                    .iter()
+                    .any(|w| w.iter().any(|a| a == id || a == name)),
+            }
+        })
+        .collect())
+}
+
+/// The arguments of every `virtpod device watch` process.
+fn watchers() -> Vec<Vec<String>> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| {
+            c.split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .filter(|a| a.windows(2).any(|w| w[0] == "device" && w[1] == "watch"))
+        .collect()
+}
+
 /// Connecting to the socket: whether something listens there.
 pub fn connect(socket: &Path) -> io::Result<()> {
     std::os::unix::net::UnixStream::connect(socket).map(drop)

@@ -89,6 +89,9 @@ pub fn run(o: &Options) -> Vec<Finding> {
     };
     findings.push(checks::hooks(&facts::hooks(&hooks_dirs)));
     findings.push(checks::socket(&o.socket, &facts::connect(&o.socket)));
+    if podman.is_ok() {
+        findings.push(checks::hotplug(&facts::hotplug()));
+    }
     findings
 }
 

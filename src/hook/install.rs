@@ -25,6 +25,10 @@ pub const FILES: &[(&str, &str)] = &[
         "virtpod-devices-poststop.json",
         include_str!("../../hooks.d/virtpod-devices-poststop.json"),
     ),
+    (
+        "virtpod-usb-hotplug.json",
+        include_str!("../../hooks.d/virtpod-usb-hotplug.json"),
+    ),
 ];
 
 /// One definition with its hook path set to `binary`.
@@ -161,13 +165,14 @@ mod tests {
         let def = FILES[0].1.replace("/usr/bin/virtpod", "/opt/other/hook");
         fs::write(&other, def).unwrap();
         let again = install(&l, &l.binary()).unwrap();
-        assert_eq!(again.len(), 3);
-        assert_eq!(again[2].path, other);
-        assert_eq!(again[2].outcome, Outcome::Unchecked);
+        let n = FILES.len();
+        assert_eq!(again.len(), n + 1);
+        assert_eq!(again[n].path, other);
+        assert_eq!(again[n].outcome, Outcome::Unchecked);
         assert!(
-            again[2].to_string().contains("/opt/other/hook"),
+            again[n].to_string().contains("/opt/other/hook"),
             "{}",
-            again[2]
+            again[n]
         );
         fs::remove_file(&other).unwrap();
 

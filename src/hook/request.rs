@@ -41,6 +41,9 @@ pub enum RequestError {
     },
 }
 
+/// The `usb` value that asks for USB hotplug as well (hooks.d/virtpod-usb-hotplug.json).
+pub const HOTPLUG: &str = "hotplug";
+
 /// The most names one annotation may select. A host has nowhere near this many devices of one
 /// class, and the bound keeps the work on a crafted list small whatever its length.
 pub const MAX_NAMES: usize = 4096;
@@ -137,7 +140,9 @@ fn parse_value(
         example: class.example(),
     };
     let value = value.trim();
-    if value.eq_ignore_ascii_case("true") {
+    // `usb=hotplug`: every USB device now, and (crate::device::watch, started by the
+    // poststart stage) every one plugged in while the container runs.
+    if value.eq_ignore_ascii_case("true") || (class.name == "usb" && value == HOTPLUG) {
         return Ok(Some(Selection::All));
     }
     if value.eq_ignore_ascii_case("false") {
@@ -435,5 +440,14 @@ mod tests {
             all[1].selection,
             Selection::Names(vec!["ttyUSB0".into(), "ttyUSB7".into()])
         );
+    }
+
+    #[test]
+    fn hotplug_is_every_usb_device_and_for_usb_only() {
+        assert_eq!(
+            one("io.virtpod.device.usb", "hotplug").unwrap()[0].selection,
+            Selection::All
+        );
+        assert!(one("io.virtpod.device.ttyUSB", "hotplug").is_err());
     }
 }

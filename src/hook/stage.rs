@@ -415,6 +415,84 @@ fn bind_mount(root: &Path, source: &Path, dest: &str, read_only: bool) -> Result
     Ok(())
 }
 
+/// poststart, for `io.virtpod.device.usb=hotplug` (hooks.d/virtpod-usb-hotplug.json): starts
+/// `virtpod device watch` for the container, in a session of its own since it outlives this
+/// hook, its lines appended to the hook's log. poststop stops it; it also ends by itself when
+/// the container's process is gone.
+pub fn poststart(input: &[u8], host: &HostPaths, log: &Path, events: Option<&Path>) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let state = parse_state(input)?;
+    let id = state.id().clone();
+    let _span = tracing::info_span!("hook", container = %short(&id), stage = "poststart").entered();
+    if !is_record_name(&id) {
+        bail!(
+            "container id {:?} is not usable as a file name",
+            crate::hook::log::clip(&id)
+        );
+    }
+    let pid = state
+        .pid()
+        .ok_or_else(|| anyhow!("the OCI state has no pid; is poststart the right stage?"))?;
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let out = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["device", "watch", "--pid", &pid.to_string(), "--id", &id])
+        .arg("--dev-root")
+        .arg(&host.dev)
+        .arg("--sys-root")
+        .arg(&host.sys)
+        .arg("--udev-dir")
+        .arg(&host.udev)
+        .arg("--added-dir")
+        .arg(&host.added);
+    if let Some(events) = events {
+        cmd.arg("--events").arg(events);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out);
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));
+    }
+    let child = cmd.spawn().context("starting `virtpod device watch`")?;
+    fs::create_dir_all(&host.state)?;
+    fs::write(
+        host.state.join(format!("{id}.watch")),
+        child.id().to_string(),
+    )?;
+    tracing::info!(
+        "USB hotplug: `virtpod device watch` started (pid {})",
+        child.id()
+    );
+    Ok(())
+}
+
+/// Stops the container's hotplug watcher, if poststart started one; never another process
+/// that happens to have its pid now.
+fn stop_watcher(host: &HostPaths, id: &str) {
+    let path = host.state.join(format!("{id}.watch"));
+    let Ok(text) = fs::read_to_string(&path) else {
+        return;
+    };
+    if let Ok(pid) = text.trim().parse::<i32>() {
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let ours = String::from_utf8_lossy(&cmdline);
+        if ours.contains("watch") && ours.contains(id) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            tracing::info!("USB hotplug: stopped `virtpod device watch` (pid {pid})");
+        }
+    }
+    let _ = fs::remove_file(&path);
+}
+
 /// poststop: forget what the container was given. Never fails a stop: every problem is logged.
 pub fn poststop(input: &[u8], host: &HostPaths) {
     let state = match parse_state(input) {
@@ -433,6 +511,7 @@ pub fn poststop(input: &[u8], host: &HostPaths) {
         );
         return;
     }
+    stop_watcher(host, &id);
     let path = host.state.join(format!("{id}.json"));
     match fs::read_to_string(&path) {
         Ok(text) => {

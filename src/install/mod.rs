@@ -100,7 +100,7 @@ mod tests {
         let first = run_lines(request(Some(&root), Some(&build))).unwrap();
         let shown: Vec<String> = first.iter().map(|d| d.to_string()).collect();
         assert_eq!(
-            shown[..3],
+            shown[..4],
             [
                 format!(
                     "wrote {}/usr/local/bin/virtpod (copy of {}, --binary)",
@@ -115,10 +115,14 @@ mod tests {
                     "wrote {}/etc/containers/oci/hooks.d/virtpod-devices-poststop.json (runs /usr/local/bin/virtpod)",
                     root.display()
                 ),
+                format!(
+                    "wrote {}/etc/containers/oci/hooks.d/virtpod-usb-hotplug.json (runs /usr/local/bin/virtpod)",
+                    root.display()
+                ),
             ]
         );
         // virtpod.1, virtpod-hook.1, bash, zsh, fish.
-        assert_eq!(first.len(), 3 + 2 + 3, "{shown:#?}");
+        assert_eq!(first.len(), 4 + 2 + 3, "{shown:#?}");
         let again = run_lines(request(Some(&root), Some(&build))).unwrap();
         assert_eq!(again.len(), first.len());
         assert!(

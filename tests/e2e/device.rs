@@ -30,27 +30,41 @@ impl Setup {
         }
         fs::write(dev.join("ttyUSB8"), "not a device").unwrap();
         symlink("/dev/null", dev.join("ttyUSB9")).unwrap();
+        fs::create_dir_all(tmp.path().join("udev/data")).unwrap();
+        fs::write(tmp.path().join("usb-events"), "").unwrap();
         let hooks = tmp.path().join("hooks.d");
         fs::create_dir(&hooks).unwrap();
-        let mut argv: Vec<String> = vec!["virtpod".into(), "hook".into()];
-        argv.extend(
-            [
-                "--log".to_string(),
-                tmp.path().join("hook.log").display().to_string(),
-                "--state-dir".into(),
-                tmp.path().join("state").display().to_string(),
-            ]
-            .into_iter()
-            .chain(Setup::host_args_of(tmp.path())),
-        );
-        argv.push("precreate".into());
-        let def = serde_json::json!({
-            "version": "1.0.0",
-            "hook": {"path": host_bin(), "args": argv, "timeout": 10},
-            "when": {"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.": ".*"}},
-            "stages": ["precreate"],
-        });
-        fs::write(hooks.join("50-virtpod.json"), def.to_string()).unwrap();
+        // The shipped definitions' stages and conditions, with this setup's paths.
+        let any_device =
+            r#"{"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.": ".*"}}"#;
+        let hotplug = r#"{"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.usb$": "^hotplug$"}}"#;
+        for (file, stage, when) in [
+            ("50-virtpod.json", "precreate", any_device),
+            ("51-virtpod-poststop.json", "poststop", any_device),
+            ("52-virtpod-hotplug.json", "poststart", hotplug),
+        ] {
+            let mut argv: Vec<String> = vec!["virtpod".into(), "hook".into()];
+            argv.extend(
+                [
+                    "--log".to_string(),
+                    tmp.path().join("hook.log").display().to_string(),
+                    "--state-dir".into(),
+                    tmp.path().join("state").display().to_string(),
+                    "--usb-events".into(),
+                    tmp.path().join("usb-events").display().to_string(),
+                ]
+                .into_iter()
+                .chain(Setup::host_args_of(tmp.path())),
+            );
+            argv.push(stage.into());
+            let def = serde_json::json!({
+                "version": "1.0.0",
+                "hook": {"path": host_bin(), "args": argv, "timeout": 10},
+                "when": serde_json::from_str::<serde_json::Value>(when).unwrap(),
+                "stages": [stage],
+            });
+            fs::write(hooks.join(file), def.to_string()).unwrap();
+        }
         Setup { tmp }
     }
 
@@ -58,6 +72,8 @@ impl Setup {
         vec![
             "--dev-root".into(),
             dir.join("dev").display().to_string(),
+            "--udev-dir".into(),
+            dir.join("udev").display().to_string(),
             "--added-dir".into(),
             dir.join("added").display().to_string(),
         ]
@@ -313,5 +329,143 @@ fn device_add_refuses_what_the_hook_refuses() {
         !out.status.success() && text(&out).contains("is not running"),
         "{}",
         text(&out)
+    );
+}
+
+/// What the kernel says when a USB device comes or goes, as `udevadm monitor --property`
+/// prints it; the test's watcher reads these from a file instead of the kernel.
+fn usb_event(action: &str, devname: &str, minor: u32) -> String {
+    format!(
+        "ACTION={action}\nDEVPATH=/devices/pci0000:00/0000:00:14.0/usb1/1-2\nSUBSYSTEM=usb\n\
+         DEVNAME={devname}\nDEVTYPE=usb_device\nMAJOR=189\nMINOR={minor}\n\n"
+    )
+}
+
+/// `io.virtpod.device.usb=hotplug`: the poststart stage starts `virtpod device watch`; a USB
+/// device plugged into the host appears in the running container (node, cgroup rule, its udev
+/// entry through the live /run/udev), unplugged it goes, and the watcher ends with the
+/// container.
+#[test]
+fn usb_hotplug_gives_a_plugged_device_and_takes_an_unplugged_one() {
+    require_prepared();
+    let s = Setup::new();
+    let c = s.container(&["io.virtpod.device.usb=hotplug"]);
+    wait_for(
+        "the hotplug watcher",
+        std::time::Duration::from_secs(15),
+        || s.hook_log().contains("watching for USB devices"),
+    );
+    let events = s.tmp.path().join("usb-events");
+    let append = |text: String| {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    const NODE: &str = "/dev/bus/usb/001/005";
+
+    // Plugged in: the kernel makes the node and the udev entry on the host, then says so.
+    mknod(&s.tmp.path().join("dev/bus/usb/001/005"), "0664", 189, 4);
+    fs::write(
+        s.tmp.path().join("udev/data/c189:4"),
+        "E:ID_VENDOR_ID=1d6b\nE:ID_MODEL_ID=0002\n",
+    )
+    .unwrap();
+    append(usb_event("add", "bus/usb/001/005", 4));
+    wait_for(
+        "the plugged device in the container",
+        std::time::Duration::from_secs(15),
+        || !c.sh(&format!("ls {NODE}")).contains("No such file"),
+    );
+    assert_eq!(
+        c.sh(&format!("stat -c '%F %t:%T %a' {NODE}")).trim(),
+        "character special file bd:4 664"
+    );
+    let open = c.sh(&format!("exec 3<>{NODE} && echo OPENED"));
+    assert!(
+        open.contains("No such device or address") && !open.contains("not permitted"),
+        "{open}"
+    );
+    assert!(
+        c.sh("cat /run/udev/data/c189:4")
+            .contains("ID_VENDOR_ID=1d6b"),
+        "libvirt reads the vendor id from the live /run/udev"
+    );
+
+    // Unplugged.
+    fs::remove_file(s.tmp.path().join("dev/bus/usb/001/005")).unwrap();
+    append(usb_event("remove", "bus/usb/001/005", 4));
+    wait_for(
+        "the unplugged device gone",
+        std::time::Duration::from_secs(15),
+        || c.sh(&format!("ls {NODE}")).contains("No such file"),
+    );
+    let again = c.sh(&format!("mknod {NODE} c 189 4 && exec 3<>{NODE}"));
+    assert!(again.contains("Operation not permitted"), "{again}");
+    // An interface of a device is not a device; nothing happens for it.
+    append(usb_event("add", "bus/usb/001/005", 4).replace("usb_device", "usb_interface"));
+
+    // The watcher ends with the container.
+    let watchers = || {
+        let out = Command::new("pgrep")
+            .args(["-f", "device watch --pid"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    String::from_utf8_lossy(&c).contains(&*s.tmp.path().to_string_lossy())
+                })
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(watchers().len(), 1, "{}", s.hook_log());
+    let doctor = || {
+        let out = Command::new(host_bin())
+            .args(["doctor", "--socket", "/nonexistent/libvirt-sock"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = doctor();
+    assert!(
+        report.contains("ok    hotplug: a USB hotplug watcher runs for each of"),
+        "{report}"
+    );
+    podman_ok(&["stop", "-t", "0", &c.name]);
+    wait_for(
+        "the watcher's end",
+        std::time::Duration::from_secs(15),
+        || watchers().is_empty(),
+    );
+
+    // A watcher that died: doctor names the container it should serve.
+    let c2 = s.container(&["io.virtpod.device.usb=hotplug"]);
+    wait_for(
+        "the second watcher",
+        std::time::Duration::from_secs(15),
+        || watchers().len() == 1,
+    );
+    for pid in watchers() {
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+    wait_for(
+        "the killed watcher's end",
+        std::time::Duration::from_secs(15),
+        || watchers().is_empty(),
+    );
+    let report = doctor();
+    assert!(
+        report.contains(&format!(
+            "FAIL  hotplug: no `virtpod device watch` runs for {}",
+            c2.name
+        )),
+        "{report}"
+    );
+    let log = s.hook_log();
+    assert!(
+        log.contains("added /dev/bus/usb/001/005") && log.contains("removed /dev/bus/usb/001/005"),
+        "{log}"
     );
 }

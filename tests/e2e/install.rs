@@ -80,7 +80,11 @@ fn install_under_a_root_gives_the_host_man_pages_completion_and_working_hooks() 
 
     // The hooks name the binary as the host will see it, without the root.
     let hooks = root.join(HOOKS_DIR.trim_start_matches('/'));
-    for name in ["virtpod-devices.json", "virtpod-devices-poststop.json"] {
+    for name in [
+        "virtpod-devices.json",
+        "virtpod-devices-poststop.json",
+        "virtpod-usb-hotplug.json",
+    ] {
         let def: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(hooks.join(name)).unwrap()).unwrap();
         assert_eq!(

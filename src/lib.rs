@@ -25,3 +25,4 @@ pub mod libvirt;
 pub mod logging;
 #[cfg(feature = "systemd")]
 pub mod systemd;
+pub mod userns;

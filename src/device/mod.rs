@@ -21,6 +21,7 @@ use crate::hook::discover::{self, Kind, Node};
 use crate::hook::plan::Mode;
 use crate::hook::request::{self, Request, Selection};
 use crate::hook::{added, nodes, stage, HostPaths};
+use crate::userns::in_user_namespace;
 
 pub use container::Container;
 
@@ -96,11 +97,6 @@ fn target(c: &Container) -> Result<Target<'_>> {
         root: PathBuf::from(format!("/proc/{pid}/root")),
         cgroup,
     })
-}
-
-fn in_user_namespace(pid: &str) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/uid_map"))
-        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
 }
 
 /// Whether podman runs our hook at this container's next start: the hook definitions match our

@@ -76,15 +76,10 @@ fn may_open(path: &Path) -> bool {
     .is_ok()
 }
 
-/// True when a uid_map is the initial user namespace's: every id mapped to itself.
-fn is_initial_uid_map(uid_map: &str) -> bool {
-    uid_map.split_whitespace().eq(["0", "0", "4294967295"])
-}
-
 /// Rootless podman runs its hooks inside its own user namespace and its configs need not declare
 /// one; there, as in a declared one, nodes cannot be made and host nodes must be bind-mounted.
 fn in_user_namespace() -> bool {
-    fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_uid_map(&m))
+    crate::userns::in_user_namespace("self")
 }
 
 /// Nodes when the runtime can create them; bind mounts in a user namespace (the container's or
@@ -553,16 +548,6 @@ mod tests {
         let input = br#"{"ociVersion":"1.0.2", "annotations": {"io.virtpod.device.kvm": "false"}, "z": [1, 2]}"#;
         let out = precreate(input, &HostPaths::default()).unwrap();
         assert_eq!(out, input);
-    }
-
-    #[test]
-    fn only_the_identity_map_is_the_initial_user_namespace() {
-        assert!(is_initial_uid_map("         0          0 4294967295\n"));
-        // rootless podman's namespace: the user as root, then the subordinate range
-        assert!(!is_initial_uid_map(
-            "         0       1000          1\n         1     100000      65536\n"
-        ));
-        assert!(!is_initial_uid_map(""));
     }
 
     /// A device root with a kvm node (root:root 0600, as without udev rules) and a state dir;

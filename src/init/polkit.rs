@@ -62,8 +62,7 @@ pub fn own_pid_namespace() -> bool {
 
 pub fn facts() -> Facts {
     let own_pid_namespace = own_pid_namespace();
-    let user_namespace = std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]));
+    let user_namespace = crate::userns::in_user_namespace("self");
     let bus = std::os::unix::net::UnixStream::connect(SYSTEM_BUS)
         .map(drop)
         .map_err(|e| e.to_string());

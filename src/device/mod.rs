@@ -110,8 +110,30 @@ fn hook_runs_for(c: &Container) -> bool {
 /// `virtpod device add`: one line per node given, then what happens at the next start.
 pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
     let t = target(c)?;
+    // What the annotations give already is neither made again nor recorded: recorded, it could
+    // never be removed (remove leaves what the annotations give).
+    let from_annotations = annotation_nodes(c, host)?;
+    let mut said = Vec::new();
+    let requests: Vec<Request> = requests
+        .into_iter()
+        .filter(|r| {
+            let covered = discover::resolve(r, host).is_ok_and(|f| {
+                !f.nodes.is_empty() && f.nodes.iter().all(|n| from_annotations.contains(&n.rel))
+            });
+            if covered {
+                said.push(format!(
+                    "{}: {}: given by the container's annotations already; nothing to add",
+                    c.name, r.annotation
+                ));
+            }
+            !covered
+        })
+        .collect();
+    if requests.is_empty() {
+        return Ok(said);
+    }
     let plan = stage::decide(&requests, host, Mode::Nodes, &t.root)?;
-    let mut said = give(&t, &plan)?;
+    said.extend(give(&t, &plan)?);
     for b in &plan.binds {
         if fs::symlink_metadata(t.root.join(b.dest.trim_start_matches('/'))).is_err() {
             said.push(format!(
@@ -272,12 +294,7 @@ fn unplug(t: &Target, e: &watch::Event) -> Result<Vec<String>> {
 /// `virtpod device remove`: only run-time additions; a device the annotations give stays.
 pub fn remove(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
     let t = target(c)?;
-    let from_annotations: BTreeSet<String> = annotation_requests(c)?
-        .iter()
-        .filter_map(|r| discover::resolve(r, host).ok())
-        .flat_map(|f| f.nodes)
-        .map(|n| n.rel)
-        .collect();
+    let from_annotations = annotation_nodes(c, host)?;
     let mut record = added::read(&host.added, &c.id)?;
     let mut said = Vec::new();
     for asked in &requests {
@@ -388,6 +405,16 @@ fn nodes_to_remove(r: &Request, host: &HostPaths, root: &Path) -> Result<Vec<Nod
             Ok(found)
         }
     }
+}
+
+/// The nodes (paths under /dev) the container's annotations give on this host.
+fn annotation_nodes(c: &Container, host: &HostPaths) -> Result<BTreeSet<String>> {
+    Ok(annotation_requests(c)?
+        .iter()
+        .filter_map(|r| discover::resolve(r, host).ok())
+        .flat_map(|f| f.nodes)
+        .map(|n| n.rel)
+        .collect())
 }
 
 fn annotation_requests(c: &Container) -> Result<Vec<Request>> {

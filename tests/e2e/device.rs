@@ -213,7 +213,14 @@ fn a_device_added_at_run_time_opens_survives_a_restart_and_goes_with_remove() {
         s.hook_log()
     );
 
-    // What the container was created with is not run-time's to take.
+    // What the annotations give is not added again (nor recorded, so never stuck)...
+    let out = s.device("add", &[&c.name, "ttyACM=ttyACM0"]);
+    assert!(
+        out.status.success() && text(&out).contains("given by the container's annotations already"),
+        "{}",
+        text(&out)
+    );
+    // ... and what the container was created with is not run-time's to take.
     let out = s.device("remove", &[&c.name, "ttyACM=ttyACM0"]);
     assert!(
         !out.status.success() && text(&out).contains("comes from the container's annotations"),

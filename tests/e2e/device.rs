@@ -152,7 +152,8 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        podman(&["rm", "-f", "-t", "0", &self.name]);
+        // -v: the image's VOLUMEs give this container anonymous volumes of its own.
+        podman(&["rm", "-f", "-v", "-t", "0", &self.name]);
     }
 }
 

@@ -208,7 +208,7 @@ fn recreated_container_on_the_same_volumes_restarts_the_guest() {
         first.wait_ready();
         first.boot_guest("g");
         podman_ok(&["stop", "-t", "90", &first.name]);
-        assert_eq!(first.state("ExitCode"), "0");
+        assert_eq!(first.state("ExitCode"), "0", "{}", first.logs());
     }
     let second = Appliance::start(&vols, Opts::default());
     second.wait_ready();

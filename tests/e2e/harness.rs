@@ -450,3 +450,19 @@ pub fn guest_xml(guest: &str, kind: &str) -> String {
 "#
     )
 }
+
+/// The appliance image's /etc/group line for `group` (`getent group`), if it has one.
+pub fn image_group_entry(group: &str) -> Option<String> {
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--no-healthcheck",
+        "--entrypoint",
+        "getent",
+        image(),
+        "group",
+        group,
+    ]);
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !line.is_empty()).then_some(line)
+}

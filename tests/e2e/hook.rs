@@ -98,18 +98,10 @@ fn run_ok(hooks: &Hooks, annotations: &[&str], script: &str) -> String {
 
 /// The gid of a group in the appliance image, if it has one.
 fn image_group(group: &str) -> Option<String> {
-    let out = podman(&[
-        "run",
-        "--rm",
-        "--no-healthcheck",
-        "--entrypoint",
-        "getent",
-        image(),
-        "group",
-        group,
-    ]);
-    let out = String::from_utf8_lossy(&out.stdout).into_owned();
-    out.split(':').nth(2).map(String::from)
+    image_group_entry(group)?
+        .split(':')
+        .nth(2)
+        .map(String::from)
 }
 
 fn image_gid(group: &str) -> String {

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Startup and memory figures for the appliance (a benchmark: it prints, it asserts nothing).
 
-- podman start -> first successful host `virsh version` through the socket, for virtpod init as
-  PID 1, for libvirtd itself as PID 1 under podman --init (catatonit), the floor to compare
-  with (no config, no supervision, no readiness), and for the systemd variant;
-- resident memory of PID 1 after a guest has started.
+- podman start -> first successful host `virsh version` through the socket, warm (the same
+  container started again), for virtpod init as PID 1, for libvirtd itself as PID 1 under
+  podman --init (catatonit), the floor to compare with (no config, no supervision, no
+  readiness), and for the systemd variant; with the ratios to the floor. The floor has no
+  /dev/kvm: with it, libvirtd alone probes qemu again at every start (1.5-2 s here), so the
+  floor would be slower than init; without it, libvirt's cached probe stays valid;
+- resident memory of PID 1 (RSS, PSS, private dirty) with a guest running, for virtpod init
+  and for systemd in the systemd variant.
 
 Run as root after tests/prepare: python3 benches/startup.py [--runs N]
 """
@@ -45,17 +49,18 @@ def measure(label, runs, extra, kvm=True):
             times.append(start_to_virsh(name, sockdir))
             podman("stop", "-t", "30", name)
         cold, warm = times[0], times[1:]
-        print(f"{label:<42} cold {cold:6.3f} s   warm median {statistics.median(warm):6.3f} s"
-              f"   (min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})")
+        print(f"{label:<46} cold {cold:6.3f} s   warm median {statistics.median(warm):6.3f} s"
+              f"   (min {min(warm):.3f}, max {max(warm):.3f}, n={len(warm)})", flush=True)
+        return statistics.median(warm)
     finally:
         podman("rm", "-f", "-v", "-t", "0", name, check=False)
 
 
-def pid1_rss_after_guest():
+def pid1_rss_after_guest(label, extra):
     sockdir = tempfile.mkdtemp()
     name = f"vp-bench-{os.getpid()}-rss"
     podman("run", "-d", "--name", name, "--no-healthcheck", "--device", "/dev/kvm",
-           "-v", f"{sockdir}:/run/libvirt", IMAGE)
+           "-v", f"{sockdir}:/run/libvirt", *extra, IMAGE)
     try:
         while not virsh_ok(sockdir):
             time.sleep(0.05)
@@ -70,12 +75,13 @@ def pid1_rss_after_guest():
             subprocess.run(["virsh", "-c", uri, "define", f.name], check=True, capture_output=True)
             subprocess.run(["virsh", "-c", uri, "start", "bench"], check=True, capture_output=True)
         time.sleep(5)
-        # RSS counts the shared pages of libvirt's client libraries (mapped by libvirtd too); PSS
-        # splits them among the processes that map them; private dirty is init's own.
+        # RSS counts every page PID 1 maps, shared ones included (libc's, the binary's); PSS
+        # splits the shared ones among the processes that map them; private dirty is its own.
         rollup = podman("exec", name, "cat", "/proc/1/smaps_rollup").stdout
         kb = {l.split(":")[0]: int(l.split()[1]) for l in rollup.splitlines()[1:]}
-        print(f"{'PID 1 (virtpod init), guest running':<42} RSS {kb['Rss'] / 1024:.1f} MiB"
-              f"   PSS {kb['Pss'] / 1024:.1f} MiB   private dirty {kb['Private_Dirty'] / 1024:.1f} MiB")
+        print(f"{label:<46} RSS {kb['Rss'] / 1024:4.1f} MiB   PSS {kb['Pss'] / 1024:4.1f} MiB"
+              f"   private dirty {kb['Private_Dirty'] / 1024:4.1f} MiB", flush=True)
+        return kb["Rss"]
     finally:
         podman("rm", "-f", "-v", "-t", "0", name, check=False)
 
@@ -84,16 +90,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     runs = ap.parse_args().runs
-    measure("virtpod init as PID 1", runs, [])
+    systemd = ["--systemd=always", "--stop-signal", "SIGRTMIN+3", "--entrypoint", "/sbin/init"]
     floor = ["--init", "--entrypoint", "/usr/sbin/libvirtd"]
+    init = measure("virtpod init as PID 1", runs, [])
+    base = measure("floor: libvirtd under catatonit, no /dev/kvm", runs, floor, kvm=False)
+    # With /dev/kvm as --device gives it (the host's owner and mode, which qemu's user cannot
+    # open), libvirt finds its cached probe of qemu stale at every start; init gives /dev/kvm to
+    # the kvm group first.
     measure("libvirtd under catatonit, /dev/kvm", runs, floor)
-    # With /dev/kvm root-only (as --device copies it), libvirt's cached qemu capabilities
-    # disagree with what root libvirtd sees and qemu is probed again at every start; without
-    # /dev/kvm the floor is not penalised by that.
-    measure("libvirtd under catatonit, no /dev/kvm", runs, floor, kvm=False)
-    measure("systemd variant (systemd as PID 1)", runs,
-            ["--systemd=always", "--stop-signal", "SIGRTMIN+3", "--entrypoint", "/sbin/init"])
-    pid1_rss_after_guest()
+    sysd = measure("systemd variant (systemd as PID 1)", runs, systemd)
+    print(f"start, warm median / floor: virtpod init {init / base:.2f}x   systemd variant {sysd / base:.2f}x")
+    ours = pid1_rss_after_guest("PID 1 (virtpod init), guest running", [])
+    theirs = pid1_rss_after_guest("PID 1 (systemd), guest running", systemd)
+    print(f"PID 1 RSS, systemd / virtpod init: {theirs / ours:.1f}x")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@
 //! device classes as a CDI spec; `device` gives a running container devices at run time; `forward` forwards the container's TCP ports to guests; `install` puts the host side (binary, hook definitions, man
 //! pages, completions) onto a host. The binary in `main.rs` is a thin clap layer.
 //!
-//! The `libvirt` feature (default) links libvirt for `init` and `health`, the container side.
-//! The host side (`hook`, `hooks`, `install`, `doctor`, `cdi`) needs no libvirt: build it with
-//! `--no-default-features`. The `systemd` feature (default) is `systemd-env`, for the image's
-//! systemd variant; it brings zbus.
+//! Only `libvirt::guests` and `libvirt::tasks` speak libvirt, for the `virtpod-libvirt` binary
+//! (src/bin), which init runs for its libvirt work: the `virtpod` binary never loads libvirt,
+//! whatever it was built with. The `libvirt` feature (default) builds that binary; without it
+//! (`--no-default-features`) nothing needs libvirt's headers. The `systemd` feature (default)
+//! is `systemd-env`, for the image's systemd variant; it brings zbus.
 
 pub mod cdi;
 pub mod device;
@@ -18,7 +19,6 @@ pub mod doctor;
 pub mod forward;
 pub mod hook;
 pub mod hooks;
-#[cfg(feature = "libvirt")]
 pub mod init;
 pub mod install;
 pub mod libvirt;

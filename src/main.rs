@@ -17,15 +17,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    #[cfg(feature = "libvirt")]
     Init(commands::init::Init),
-    #[cfg(feature = "libvirt")]
     Health(commands::health::Health),
-    #[cfg(feature = "libvirt")]
     Prepare(commands::prepare::Prepare),
-    #[cfg(feature = "libvirt")]
-    #[command(hide = true)]
-    InitHelper(commands::init_helper::InitHelper),
     #[cfg(feature = "systemd")]
     SystemdEnv(commands::systemd_env::SystemdEnv),
     #[command(subcommand)]
@@ -46,14 +40,9 @@ fn main() -> ExitCode {
         virtpod::logging::init();
     }
     match cli.command {
-        #[cfg(feature = "libvirt")]
         Command::Init(c) => c.exec(),
-        #[cfg(feature = "libvirt")]
         Command::Health(c) => c.exec(),
-        #[cfg(feature = "libvirt")]
         Command::Prepare(c) => c.exec(),
-        #[cfg(feature = "libvirt")]
-        Command::InitHelper(c) => c.exec(),
         #[cfg(feature = "systemd")]
         Command::SystemdEnv(c) => c.exec(),
         Command::Hooks(c) => c.exec(),

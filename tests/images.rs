@@ -918,6 +918,14 @@ fn check_build(cf: &Containerfile) -> Vec<String> {
             "{file}: the {BUILD_STAGE} stage puts nothing at /out/virtpod (the image's own binary)"
         ));
     }
+    if !runs
+        .iter()
+        .any(|r| has(r, "/out/virtpod-libvirt") && r.contains("/release/virtpod-libvirt"))
+    {
+        findings.push(format!(
+            "{file}: the {BUILD_STAGE} stage puts no …/release/virtpod-libvirt at /out/virtpod-libvirt (init's libvirt helper; without it init stops at setup)"
+        ));
+    }
 
     let names: BTreeSet<&str> = cf.stages.iter().filter_map(|s| s.name.as_deref()).collect();
     for stage in &cf.stages {
@@ -1283,6 +1291,16 @@ fn the_build_stage_must_build_both_binaries() {
     assert_found(&f, "Containerfile.alpine: no `FROM … AS build` stage");
     let f = findings_after("fedora", |t| t.replace("COPY hooks.d/ hooks.d/\n", ""));
     assert_found(&f, "the build stage does not COPY hooks.d/");
+    let f = findings_after("debian", |t| {
+        t.replace(
+            " \\\n && install -D -m 0755 /cache/target/release/virtpod-libvirt /out/virtpod-libvirt",
+            "",
+        )
+    });
+    assert_found(
+        &f,
+        "Containerfile.debian: the build stage puts no …/release/virtpod-libvirt at /out/virtpod-libvirt",
+    );
 }
 
 #[test]

@@ -5,16 +5,11 @@ pub mod cdi;
 pub mod device;
 pub mod doctor;
 pub mod forward;
-#[cfg(feature = "libvirt")]
 pub mod health;
 pub mod hook;
 pub mod hooks;
-#[cfg(feature = "libvirt")]
 pub mod init;
-#[cfg(feature = "libvirt")]
-pub mod init_helper;
 pub mod install;
-#[cfg(feature = "libvirt")]
 pub mod prepare;
 #[cfg(feature = "systemd")]
 pub mod systemd_env;

@@ -39,6 +39,15 @@ pub struct ServiceDef {
     pub essential: bool,
     #[serde(default)]
     pub runtime_dirs: Vec<PathBuf>,
+    /// sd_notify(3): the service gets a `NOTIFY_SOCKET` of its own from init, and its `READY=1`
+    /// makes it ready (with `ready`'s socket as the fallback for a daemon that never says so).
+    #[serde(default)]
+    pub notify: bool,
+    /// Runs on one CPU until libvirt first answers (qemu driver daemons): libvirt keys its cache
+    /// of qemu's capabilities on CPUID data that holds the APIC id of the CPU that read it, so a
+    /// daemon starting on another CPU than last time probes every qemu again (1–2 s per start).
+    #[serde(default)]
+    pub one_cpu_at_start: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -1,17 +1,15 @@
-//! The libvirt work of init, done in processes init starts (`virtpod init-helper …`) rather
-//! than in PID 1: waiting for libvirt to answer, starting the guests of the last run, stopping
-//! the guests. Each one is a child like any service, so the reaper stays the only waiter, and a
-//! helper that hangs or crashes costs a helper, never PID 1. Their exit codes are the protocol.
+//! The libvirt work of init (waiting for libvirt to answer, starting the guests of the last
+//! run, stopping the guests), done by the `virtpod-libvirt` binary in processes init starts.
+//! Each one is a child like any service, so the reaper stays the only waiter, and a helper that
+//! hangs or crashes costs a helper, never PID 1. Their exit codes are the protocol. Only the
+//! helper links libvirt: PID 1 and the host-side commands never map its ~50 libraries.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-use tracing::{debug, error, info, warn};
-use virt::connect::Connect;
-
-use crate::libvirt::guests::{self, Policy};
+/// The helper binary's name, built beside `virtpod` (`[[bin]]` in Cargo.toml).
+pub const BINARY: &str = "virtpod-libvirt";
+/// Where the images install it.
+pub const INSTALLED: &str = "/usr/libexec/virtpod/virtpod-libvirt";
 
 /// `stop-guests`: every guest stopped as the policy says and the record written.
 pub const GUESTS_CLEAN: i32 = 0;
@@ -20,124 +18,27 @@ pub const GUESTS_FORCED: i32 = 1;
 /// `stop-guests`: libvirt did not answer within the budget; nothing was done to the guests.
 pub const LIBVIRT_UNREACHABLE: i32 = 3;
 
-const RETRY: Duration = Duration::from_millis(50);
-
-fn connect() -> Result<Connect, virt::error::Error> {
-    Connect::open(Some(crate::libvirt::URI))
-}
-
-/// Says goodbye: virt's Connect does not close itself when dropped, and a connection that just
-/// ends makes libvirtd log "End of file while reading data: Input/output error".
-fn close(conn: &mut Connect) {
-    if let Err(e) = conn.close() {
-        debug!("closing the libvirt connection: {e}");
+/// The helper beside this binary (a cargo build, or an install that put both in one
+/// directory), else the images' place for it.
+pub fn locate(exe: &Path) -> PathBuf {
+    let sibling = exe.with_file_name(BINARY);
+    if sibling.is_file() {
+        sibling
+    } else {
+        PathBuf::from(INSTALLED)
     }
 }
 
-/// Connects, retrying until `deadline` (None: for ever).
-fn connect_by(deadline: Option<Instant>) -> Option<Connect> {
-    let mut last = String::new();
-    loop {
-        match connect() {
-            Ok(c) => return Some(c),
-            Err(e) => {
-                let msg = e.to_string();
-                if msg != last {
-                    debug!(error = msg, "libvirt does not answer yet");
-                    last = msg;
-                }
-            }
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return None;
-        }
-        std::thread::sleep(RETRY);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `ready`: returns once libvirt answers a real call (its version).
-pub fn wait_ready() -> i32 {
-    loop {
-        if let Some(mut conn) = connect_by(None) {
-            let answered = conn.get_lib_version().is_ok();
-            close(&mut conn);
-            if answered {
-                return 0;
-            }
-        }
-        std::thread::sleep(RETRY);
-    }
-}
-
-static TERMINATE: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_term(_: nix::libc::c_int) {
-    TERMINATE.store(true, Ordering::SeqCst);
-}
-
-/// `boot-guests`: start the guests recorded at the last stop. SIGTERM (init stopping) lets the
-/// guest being started finish starting, then ends the step; the record keeps the others.
-pub fn boot_guests(record: &Path) -> i32 {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let action = SigAction::new(
-        SigHandler::Handler(on_term),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only stores to an atomic.
-    let _ = unsafe { sigaction(Signal::SIGTERM, &action) };
-    let Some(mut conn) = connect_by(Some(Instant::now() + Duration::from_secs(60))) else {
-        error!("libvirt did not answer: the guests of the last run were not started (they stay recorded)");
-        return 1;
-    };
-    let started = guests::start_recorded(&conn, record, || TERMINATE.load(Ordering::SeqCst));
-    close(&mut conn);
-    match started {
-        Ok(started) => {
-            if !started.is_empty() {
-                info!(guests = ?started, "guests of the last run started");
-            }
-            0
-        }
-        Err(e) => {
-            warn!("starting the guests of the last run: {e:#}");
-            1
-        }
-    }
-}
-
-/// `stop-guests`: within `policy.shutdown_timeout` from now, reach libvirt (init is bringing
-/// back any daemon that is down) and stop every guest as the policy says.
-pub fn stop_guests(record: &Path, policy: &Policy) -> i32 {
-    let start = Instant::now();
-    let Some(mut conn) = connect_by(Some(start + policy.shutdown_timeout)) else {
-        error!(
-            budget = ?policy.shutdown_timeout,
-            "libvirt did not answer in time: the guests could not be shut down cleanly (their record is kept)"
-        );
-        return LIBVIRT_UNREACHABLE;
-    };
-    let left = Policy {
-        shutdown_timeout: policy.shutdown_timeout.saturating_sub(start.elapsed()),
-        ..policy.clone()
-    };
-    let stopped = guests::stop_all(&conn, &left, record);
-    close(&mut conn);
-    match stopped {
-        Ok(report) => {
-            let mut code = GUESTS_CLEAN;
-            if !report.forced.is_empty() {
-                warn!(guests = ?report.forced, "guests that did not stop cleanly");
-                code = GUESTS_FORCED;
-            }
-            if report.record_error.is_some() {
-                code = GUESTS_FORCED;
-            }
-            code
-        }
-        Err(e) => {
-            error!("stopping guests: {e:#}");
-            GUESTS_FORCED
-        }
+    #[test]
+    fn the_helper_beside_the_binary_wins_over_the_installed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("virtpod");
+        assert_eq!(locate(&exe), PathBuf::from(INSTALLED));
+        std::fs::write(dir.path().join(BINARY), "").unwrap();
+        assert_eq!(locate(&exe), dir.path().join(BINARY));
     }
 }

@@ -98,6 +98,14 @@ fn setup(opts: Options) -> Result<Supervisor> {
     info!(pid = std::process::id(), "virtpod init starting");
     let (settings, catalog, order) = choose(&opts.catalog, &boot, &env)?;
     let exe = std::env::current_exe().context("finding this binary for init's helpers")?;
+    let helper = super::helpers::locate(&exe);
+    anyhow::ensure!(
+        helper.is_file(),
+        "{} is missing: init speaks to libvirt through it (beside {} or at {}; `cargo build` builds it with virtpod, the images install it)",
+        super::helpers::BINARY,
+        exe.display(),
+        super::helpers::INSTALLED
+    );
 
     let (tx, rx) = std::sync::mpsc::channel();
     reaper::spawn(tx.clone()).context("starting the reaper thread")?;
@@ -122,7 +130,7 @@ fn setup(opts: Options) -> Result<Supervisor> {
         policy: settings.policy,
         guest_record: PathBuf::from(GUEST_RECORD),
         state_path: PathBuf::from(state::PATH),
-        exe,
+        helper,
     };
     Ok(Supervisor::new(services.collect(), cfg, tx, rx))
 }
@@ -150,6 +158,7 @@ fn prepare_in_child(
             env,
             notify_fd: None,
             tail: None,
+            affinity: None,
         },
         tx,
     )?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::libvirt::guests::{OnBoot, OnShutdown, Policy};
+use crate::libvirt::policy::{OnBoot, OnShutdown, Policy};
 
 use super::catalog::Flavor;
 

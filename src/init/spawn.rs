@@ -32,6 +32,8 @@ pub struct Spawn<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub notify_fd: Option<i32>,
     pub tail: Option<Tail>,
+    /// The CPUs it may run on, when not init's own.
+    pub affinity: Option<libc::cpu_set_t>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +127,7 @@ pub fn spawn_with_output(
             .notify_fd
             .zip(notify.as_ref().map(|(_, w)| w.as_raw_fd())),
         exec_error: exec_w.as_raw_fd(),
+        affinity: req.affinity,
     };
     // SAFETY: the child branch calls only async-signal-safe functions (child_exec) and never
     // returns.
@@ -174,9 +177,10 @@ struct ChildFds {
     /// (the fd number the service expects, our pipe's write end)
     notify: Option<(i32, i32)>,
     exec_error: i32,
+    affinity: Option<libc::cpu_set_t>,
 }
 
-/// In the forked child: own process group, default signals, the fds in place, exec. On any
+/// In the forked child: own process group, default signals, the fds in place, its CPUs, exec. On any
 /// failure, errno goes to the parent through the exec-error pipe and the child exits 127.
 ///
 /// init blocks the signals its reaper thread takes and Rust ignores SIGPIPE; a child would
@@ -211,6 +215,11 @@ unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
             libc::dup2(source, target)
         };
         if rc < 0 {
+            fail(fds);
+        }
+    }
+    if let Some(set) = &fds.affinity {
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) < 0 {
             fail(fds);
         }
     }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
+use nix::libc;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tracing::{debug, error, info, warn};
@@ -24,15 +25,25 @@ use super::notify;
 use super::reaper::{signal_name, Event, Exit};
 use super::spawn::{spawn, Spawn, Tail};
 use super::state::{self, Published, ServiceState};
-use crate::libvirt::guests::{OnBoot, Policy};
+use crate::libvirt::policy::{OnBoot, Policy};
 
-const SOCKET_PROBE: Duration = Duration::from_millis(50);
+/// Socket readiness is polled only while a service starts (the fallback for a daemon that does
+/// not say READY=1, as libvirt 9.0's virtlogd and virtlockd do not).
+const SOCKET_PROBE: Duration = Duration::from_millis(10);
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// A libvirt daemon with no qemu left exits within milliseconds of SIGTERM, unless it hangs in
+/// its own shutdown: libvirt 10.3 and later (trixie's 11.3 measured, about one stop in eight)
+/// can deadlock there, the nodedev driver joining its udev thread while holding the lock that
+/// thread needs to end. With no guest running, killing it loses nothing.
+const LIBVIRT_IDLE_GRACE: Duration = Duration::from_secs(5);
 /// How long the boot step may take to finish the guest it is starting when a stop comes.
 const BOOT_STEP_GRACE: Duration = Duration::from_secs(30);
 /// A readiness helper that died (it only ends by itself once libvirt answers) is started again
 /// after this.
 const HELPER_RETRY: Duration = Duration::from_secs(1);
+/// After this long without an event, the code the last burst of work ran leaves PID 1's page
+/// tables (trim.rs): a quiet appliance keeps only what it needs to wait.
+const TRIM_QUIET: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
@@ -118,8 +129,8 @@ pub struct Config {
     pub policy: Policy,
     pub guest_record: PathBuf,
     pub state_path: PathBuf,
-    /// This binary, for the helpers (`virtpod init-helper …`).
-    pub exe: PathBuf,
+    /// The libvirt helper (`virtpod-libvirt`, helpers.rs).
+    pub helper: PathBuf,
 }
 
 pub struct Supervisor {
@@ -137,6 +148,10 @@ pub struct Supervisor {
     /// The stop-guests helper's exit, once it has ended.
     guests_stopped: Option<Exit>,
     published: Option<Published>,
+    /// (one CPU, init's CPUs) for `one_cpu_at_start` services, when init has more than one.
+    cpus: Option<(libc::cpu_set_t, libc::cpu_set_t)>,
+    /// The last event, while there has been work since the last trim.
+    untrimmed_since: Option<Instant>,
 }
 
 impl Supervisor {
@@ -172,6 +187,8 @@ impl Supervisor {
             stopping: false,
             guests_stopped: None,
             published: None,
+            cpus: super::cpus::own().and_then(|all| Some((super::cpus::first_of(&all)?, all))),
+            untrimmed_since: Some(Instant::now()),
         }
     }
 
@@ -199,6 +216,8 @@ impl Supervisor {
         }
         self.start_ready_helper();
         self.publish();
+        // Last before waiting, so that little runs between the trim and the wait.
+        self.trim_when_quiet();
         let event = match self.next_wake(Instant::now()) {
             Some(wait) => match self.rx.recv_timeout(wait) {
                 Ok(e) => e,
@@ -210,6 +229,7 @@ impl Supervisor {
                 Err(_) => return Some(nix::libc::SIGTERM),
             },
         };
+        self.untrimmed_since = Some(Instant::now());
         match event {
             Event::Exited(exit) => self.on_exit(exit),
             Event::Stop(sig) if self.stopping => {
@@ -256,13 +276,32 @@ impl Supervisor {
             Some(Ready::NotifyFd(fd)) => Some(fd),
             _ => None,
         };
+        let mut env = None;
+        let mut notify_socket = None;
+        if svc.def.notify {
+            let path = std::path::Path::new(notify::DIR).join(&svc.name);
+            match notify::listen(&path) {
+                Ok(socket) => {
+                    let mut with = self.cfg.env.clone();
+                    with.insert("NOTIFY_SOCKET".into(), path.display().to_string());
+                    env = Some(with);
+                    notify_socket = Some(socket);
+                }
+                Err(e) => warn!(service = svc.name, "{e:#}: readiness by its socket only"),
+            }
+        }
+        let affinity = match self.cpus {
+            Some((one, _)) if svc.def.one_cpu_at_start && !self.libvirt_ready => Some(one),
+            _ => None,
+        };
         let result = spawn(
             Spawn {
                 name: &svc.name,
                 argv: &svc.def.command,
-                env: &self.cfg.env,
+                env: env.as_ref().unwrap_or(&self.cfg.env),
                 notify_fd,
                 tail: Some(svc.tail.clone()),
+                affinity,
             },
             &self.tx,
         );
@@ -270,7 +309,11 @@ impl Supervisor {
         match result {
             Ok(pid) => {
                 info!(service = svc.name, pid, "started");
-                svc.phase = if svc.def.ready.is_none() {
+                if let Some(socket) = notify_socket {
+                    let limit = svc.def.start_timeout;
+                    notify::watch(socket, svc.name.clone(), pid, limit, self.tx.clone());
+                }
+                svc.phase = if svc.def.ready.is_none() && !svc.def.notify {
                     svc.failed_starts = 0;
                     Phase::Ready { pid }
                 } else {
@@ -407,13 +450,14 @@ impl Supervisor {
     }
 
     fn spawn_helper(&mut self, helper: Helper) -> Option<i32> {
-        let argv = vec![
-            self.cfg.exe.display().to_string(),
-            "init-helper".to_string(),
+        let mut argv = vec![
+            self.cfg.helper.display().to_string(),
             helper.arg().to_string(),
-            "--record".to_string(),
-            self.cfg.guest_record.display().to_string(),
         ];
+        if helper != Helper::Ready {
+            argv.push("--record".to_string());
+            argv.push(self.cfg.guest_record.display().to_string());
+        }
         let pid = self.spawn_child(&format!("virtpod-{}", helper.arg()), &argv)?;
         self.helpers.insert(pid, helper);
         Some(pid)
@@ -427,6 +471,7 @@ impl Supervisor {
             env: &self.cfg.env,
             notify_fd: None,
             tail: None,
+            affinity: None,
         };
         spawn(child, &self.tx).map_err(|e| error!("{e}")).ok()
     }
@@ -478,6 +523,12 @@ impl Supervisor {
             secs = self.started_at.elapsed().as_secs_f32(),
             "libvirt answers: ready"
         );
+        if let Some((one, all)) = &self.cpus {
+            if self.services.iter().any(|s| s.def.one_cpu_at_start) {
+                let threads = super::cpus::give_back(one, all, std::process::id() as i32);
+                debug!(threads, "every CPU given back after libvirt's start on one");
+            }
+        }
         self.publish();
         if let Some(sock) = &self.cfg.notify_socket {
             match notify::notify(sock, "READY=1\nSTATUS=libvirt is ready") {
@@ -504,7 +555,21 @@ impl Supervisor {
         let helper = self
             .ready_helper_at
             .map(|at| at.saturating_duration_since(now));
-        services.chain(helper).min()
+        let trim = self
+            .untrimmed_since
+            .map(|at| (at + TRIM_QUIET).saturating_duration_since(now));
+        services.chain(helper).chain(trim).min()
+    }
+
+    fn trim_when_quiet(&mut self) {
+        if self
+            .untrimmed_since
+            .is_some_and(|at| at.elapsed() >= TRIM_QUIET)
+        {
+            let bytes = super::trim::drop_startup_pages();
+            debug!(bytes, "quiet: dropped the pages of the last work");
+            self.untrimmed_since = None;
+        }
     }
 
     fn publish(&mut self) {
@@ -636,14 +701,16 @@ impl Supervisor {
         true
     }
 
-    /// TERM to the service's process group, its stop_timeout, then KILL; the exit if seen.
+    /// TERM to the service's process group, its stop_timeout, then KILL; the exit if seen, and
+    /// None for a libvirt daemon that hung with no guest left (LIBVIRT_IDLE_GRACE): its kill is
+    /// not a failed stop.
     fn stop_service(&mut self, i: usize) -> Option<Exit> {
         let Some(pid) = self.services[i].phase.pid() else {
             self.services[i].phase = Phase::Down;
             return None;
         };
         let name = self.services[i].name.clone();
-        let grace = self.services[i].def.stop_timeout;
+        let (grace, idle_daemon) = stop_grace(&self.services[i].def, qemu_running());
         self.services[i].phase = Phase::Stopping { pid };
         self.publish();
         info!(service = name, pid, "stopping");
@@ -652,10 +719,18 @@ impl Supervisor {
             info!(service = name, %exit, "stopped");
             return Some(exit);
         }
-        warn!(service = name, grace = ?grace, "did not stop in time; SIGKILL");
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         let exit = self.wait_for(pid, KILL_WAIT);
         self.services[i].phase = Phase::Down;
+        if idle_daemon {
+            warn!(
+                service = name,
+                grace = ?grace,
+                "hung in its own shutdown with no guest left (a known deadlock of libvirt 10.3 and later); killed, nothing lost"
+            );
+            return None;
+        }
+        warn!(service = name, grace = ?grace, "did not stop in time; SIGKILL");
         exit
     }
 
@@ -683,6 +758,16 @@ fn stopped_cleanly(exit: &Exit) -> bool {
     exit.clean() || exit.signal == Some(nix::libc::SIGTERM)
 }
 
+/// The grace between SIGTERM and SIGKILL, and whether a kill after it is forgiven: a libvirt
+/// daemon with no qemu left gets LIBVIRT_IDLE_GRACE, and its kill loses nothing.
+fn stop_grace(def: &ServiceDef, qemu_running: bool) -> (Duration, bool) {
+    if def.libvirt_daemon && !qemu_running {
+        (def.stop_timeout.min(LIBVIRT_IDLE_GRACE), true)
+    } else {
+        (def.stop_timeout, false)
+    }
+}
+
 /// Whether any qemu process runs in this container (daemonized qemu is re-parented to init).
 fn qemu_running() -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -699,6 +784,19 @@ fn qemu_running() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idle_libvirt_daemon_gets_a_short_grace_and_is_forgiven_its_kill() {
+        let def = |text: &str| super::super::catalog::Catalog::parse(text).unwrap();
+        let daemon = def("command = [\"libvirtd\"]\nlibvirt_daemon = true");
+        assert_eq!(stop_grace(&daemon, false), (LIBVIRT_IDLE_GRACE, true));
+        // With qemu still running, the kill may lose a guest's state: the full grace, no pardon.
+        assert_eq!(stop_grace(&daemon, true), (Duration::from_secs(15), false));
+        let logd = def("command = [\"virtlogd\"]");
+        assert_eq!(stop_grace(&logd, false), (Duration::from_secs(15), false));
+        let quick = def("command = [\"libvirtd\"]\nlibvirt_daemon = true\nstop_timeout = 2");
+        assert_eq!(stop_grace(&quick, false), (Duration::from_secs(2), true));
+    }
 
     #[test]
     fn sigterm_at_stop_is_clean_sigkill_is_not() {

@@ -10,33 +10,14 @@ use tracing::{debug, error, info, warn};
 use virt::connect::Connect;
 use virt::domain::Domain;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnShutdown {
-    Shutdown,
-    Suspend,
-    Destroy,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnBoot {
-    Start,
-    Ignore,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    pub on_shutdown: OnShutdown,
-    pub on_boot: OnBoot,
-    /// The whole stop's budget for the guests: those still running after it are destroyed.
-    pub shutdown_timeout: Duration,
-    /// How many guests shut down at once; `0`: all of them.
-    pub parallel: usize,
-}
+pub use super::policy::{OnBoot, OnShutdown, Policy};
 
 /// An ACPI power button press is lost when the guest is not listening yet (still booting, as a
 /// guest started just before the stop is): press again at this interval until it goes off.
 const ACPI_REPEAT: Duration = Duration::from_secs(3);
-const POLL: Duration = Duration::from_millis(100);
+/// How often a guest shutting down is asked whether it is off: the stop waits for the guest
+/// plus at most this.
+const POLL: Duration = Duration::from_millis(20);
 
 /// What happened to the guests at stop.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -109,7 +109,9 @@ class Appliance:
         podman("stop", "-t", "120", self.name)
         wall = time.monotonic() - t0
         began = ended = None
-        for line in podman("logs", "-t", self.name).stdout.splitlines():
+        logs = podman("logs", "-t", self.name)
+        # init logs on stderr, which podman logs gives back on its own stderr.
+        for line in logs.stderr.splitlines():
             stamp, _, rest = line.partition(" ")
             if rest.startswith(" INFO stopping signal="):
                 began = stamp

@@ -34,6 +34,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // podman runs the hook for every container it creates: it parses its own arguments only,
+    // not the whole command line's (measured: ~0.1 ms of a ~0.5 ms call).
+    // (--help goes the whole way, for the command's description.)
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let help = args.iter().any(|a| a == "-h" || a == "--help");
+    if args.first().is_some_and(|a| a == "hook") && !help {
+        return commands::hook::Hook::parse_alone(args.into_iter().skip(1)).exec();
+    }
     let cli = Cli::parse();
     // The hook logs to its own file as well as stderr; it sets up its own subscriber.
     if !matches!(cli.command, Command::Hook(_)) {

@@ -39,6 +39,14 @@ enum Stage {
 }
 
 impl Hook {
+    /// `virtpod hook ARGS…` parsed by the hook's own definition, as `virtpod hook` would be.
+    pub fn parse_alone(args: impl Iterator<Item = std::ffi::OsString>) -> Hook {
+        use clap::{Args, FromArgMatches};
+        let command = Hook::augment_args(clap::Command::new("virtpod hook"));
+        let matches = command.get_matches_from(std::iter::once("virtpod hook".into()).chain(args));
+        Hook::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
     pub fn exec(self) -> ExitCode {
         virtpod::hook::log::init(self.log_level, &self.log);
         let host = self.devices.host_paths(self.state_dir);

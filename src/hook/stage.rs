@@ -131,6 +131,13 @@ pub(crate) fn decide(
     Ok(plan)
 }
 
+/// A recorded device the host no longer has: said, and left out (never a refused start).
+fn not_given(e: &dyn std::fmt::Display) {
+    tracing::warn!(
+        "{e}: added by `virtpod device add`, not given this time (`virtpod device remove` forgets it)"
+    );
+}
+
 /// What `virtpod device add` gave this container before, where the host still has it. A device
 /// the host no longer has (a USB adapter unplugged) is said and left out: it never stops the
 /// start, as a missing device an annotation names does.
@@ -162,7 +169,9 @@ fn recorded(host: &HostPaths, id: Option<&str>) -> Vec<Request> {
         .filter_map(|r| {
             // Name by name: one adapter unplugged must not take the others with it.
             let r = match &r.selection {
-                Selection::All => discover::resolve(&r, host).map(|_| r.clone()).map_err(|e| e.to_string()),
+                Selection::All => discover::resolve(&r, host)
+                    .map(|_| r.clone())
+                    .map_err(|e| e.to_string()),
                 Selection::Names(names) => {
                     let kept: Vec<String> = names
                         .iter()
@@ -174,7 +183,7 @@ fn recorded(host: &HostPaths, id: Option<&str>) -> Vec<Request> {
                             match discover::resolve(&one, host) {
                                 Ok(_) => true,
                                 Err(e) => {
-                                    tracing::warn!("{e}: added by `virtpod device add`, not given this time (`virtpod device remove` forgets it)");
+                                    not_given(&e);
                                     false
                                 }
                             }
@@ -192,11 +201,14 @@ fn recorded(host: &HostPaths, id: Option<&str>) -> Vec<Request> {
             };
             match r {
                 Ok(r) => {
-                    tracing::info!("{}: added by `virtpod device add`, given again", r.annotation);
+                    tracing::info!(
+                        "{}: added by `virtpod device add`, given again",
+                        r.annotation
+                    );
                     Some(r)
                 }
                 Err(e) => {
-                    tracing::warn!("{e}: added by `virtpod device add`, not given this time (`virtpod device remove` forgets it)");
+                    not_given(&e);
                     None
                 }
             }

@@ -9,39 +9,22 @@
 //! host. On one fixed CPU the data is the same at every start. qemu is unaffected: libvirt sets
 //! each guest's affinity to every host CPU itself unless the guest's XML says otherwise.
 
-use nix::libc;
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
 
 /// init's own CPUs.
-pub fn own() -> Option<libc::cpu_set_t> {
-    // SAFETY: sched_getaffinity writes at most size_of::<cpu_set_t>() bytes into `set`.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        (libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0)
-            .then_some(set)
-    }
-}
-
-fn cpus(set: &libc::cpu_set_t) -> impl Iterator<Item = usize> + '_ {
-    // SAFETY: every index is below CPU_SETSIZE, the set's size.
-    (0..libc::CPU_SETSIZE as usize).filter(move |&c| unsafe { libc::CPU_ISSET(c, set) })
+pub fn own() -> Option<CpuSet> {
+    sched_getaffinity(Pid::from_raw(0)).ok()
 }
 
 /// The first CPU of `set` alone; None when `set` has one CPU only (nothing to pin).
-pub fn first_of(set: &libc::cpu_set_t) -> Option<libc::cpu_set_t> {
-    let mut it = cpus(set);
-    let first = it.next()?;
-    it.next()?;
-    // SAFETY: an all-zero cpu_set_t is the empty set; `first` came from the set, so it is
-    // below CPU_SETSIZE.
-    unsafe {
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(first, &mut one);
-        Some(one)
-    }
-}
-
-fn equal(a: &libc::cpu_set_t, b: &libc::cpu_set_t) -> bool {
-    cpus(a).eq(cpus(b))
+pub fn first_of(set: &CpuSet) -> Option<CpuSet> {
+    let mut cpus = (0..CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false));
+    let first = cpus.next()?;
+    cpus.next()?;
+    let mut one = CpuSet::new();
+    one.set(first).ok()?;
+    Some(one)
 }
 
 /// The processes of `root`'s tree, `root` included (from /proc/PID/stat's parent pids).
@@ -82,8 +65,7 @@ fn tree(root: i32) -> Vec<i32> {
 /// Gives `all` back to every thread of `root`'s process tree that still runs on `pinned`
 /// alone: the daemon's threads and what it started meanwhile (dnsmasq for an autostarted
 /// network, re-parented to init). Returns how many threads were given back.
-pub fn give_back(pinned: &libc::cpu_set_t, all: &libc::cpu_set_t, root: i32) -> usize {
-    let size = std::mem::size_of::<libc::cpu_set_t>();
+pub fn give_back(pinned: &CpuSet, all: &CpuSet, root: i32) -> usize {
     let mut given = 0;
     for pid in tree(root) {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -93,15 +75,11 @@ pub fn give_back(pinned: &libc::cpu_set_t, all: &libc::cpu_set_t, root: i32) -> 
             let Some(tid) = t.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
                 continue;
             };
-            // SAFETY: both calls read or write one cpu_set_t of `size` bytes that we own.
-            unsafe {
-                let mut now: libc::cpu_set_t = std::mem::zeroed();
-                if libc::sched_getaffinity(tid, size, &mut now) == 0
-                    && equal(&now, pinned)
-                    && libc::sched_setaffinity(tid, size, all) == 0
-                {
-                    given += 1;
-                }
+            let tid = Pid::from_raw(tid);
+            if sched_getaffinity(tid).is_ok_and(|now| now == *pinned)
+                && sched_setaffinity(tid, all).is_ok()
+            {
+                given += 1;
             }
         }
     }
@@ -112,19 +90,18 @@ pub fn give_back(pinned: &libc::cpu_set_t, all: &libc::cpu_set_t, root: i32) -> 
 mod tests {
     use super::*;
 
-    fn set(cpus: &[usize]) -> libc::cpu_set_t {
-        let mut s: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    fn set(cpus: &[usize]) -> CpuSet {
+        let mut s = CpuSet::new();
         for &c in cpus {
-            unsafe { libc::CPU_SET(c, &mut s) };
+            s.set(c).unwrap();
         }
         s
     }
 
     #[test]
     fn the_first_cpu_alone_and_nothing_to_pin_on_one_cpu() {
-        let one = first_of(&set(&[2, 3, 7])).unwrap();
-        assert!(equal(&one, &set(&[2])));
-        assert!(first_of(&set(&[5])).is_none());
+        assert_eq!(first_of(&set(&[2, 3, 7])), Some(set(&[2])));
+        assert_eq!(first_of(&set(&[5])), None);
     }
 
     #[test]
@@ -137,8 +114,8 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
-            unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) };
-            tx.send(unsafe { libc::gettid() }).unwrap();
+            sched_setaffinity(Pid::from_raw(0), &one).unwrap();
+            tx.send(nix::unistd::gettid()).unwrap();
             done_rx.recv().unwrap();
             own().unwrap()
         });
@@ -148,6 +125,6 @@ mod tests {
             "thread {tid} was not found"
         );
         done_tx.send(()).unwrap();
-        assert!(equal(&t.join().unwrap(), &all));
+        assert_eq!(t.join().unwrap(), all);
     }
 }

@@ -33,7 +33,7 @@ pub struct Spawn<'a> {
     pub notify_fd: Option<i32>,
     pub tail: Option<Tail>,
     /// The CPUs it may run on, when not init's own.
-    pub affinity: Option<libc::cpu_set_t>,
+    pub affinity: Option<nix::sched::CpuSet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +177,7 @@ struct ChildFds {
     /// (the fd number the service expects, our pipe's write end)
     notify: Option<(i32, i32)>,
     exec_error: i32,
-    affinity: Option<libc::cpu_set_t>,
+    affinity: Option<nix::sched::CpuSet>,
 }
 
 /// In the forked child: own process group, default signals, the fds in place, its CPUs, exec. On any
@@ -219,7 +219,8 @@ unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
         }
     }
     if let Some(set) = &fds.affinity {
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) < 0 {
+        // One system call, no allocation: nix's wrapper is as safe here as libc's.
+        if nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set).is_err() {
             fail(fds);
         }
     }

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use nix::libc;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tracing::{debug, error, info, warn};
@@ -149,7 +148,7 @@ pub struct Supervisor {
     guests_stopped: Option<Exit>,
     published: Option<Published>,
     /// (one CPU, init's CPUs) for `one_cpu_at_start` services, when init has more than one.
-    cpus: Option<(libc::cpu_set_t, libc::cpu_set_t)>,
+    cpus: Option<(nix::sched::CpuSet, nix::sched::CpuSet)>,
     /// The last event, while there has been work since the last trim.
     untrimmed_since: Option<Instant>,
 }

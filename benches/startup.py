@@ -4,9 +4,13 @@
 - podman start -> first successful host `virsh version` through the socket, warm (the same
   container started again), for virtpod init as PID 1, for libvirtd itself as PID 1 under
   podman --init (catatonit), the floor to compare with (no config, no supervision, no
-  readiness), and for the systemd variant; with the ratios to the floor. The floor has no
-  /dev/kvm: with it, libvirtd alone probes qemu again at every start (1.5-2 s here), so the
-  floor would be slower than init; without it, libvirt's cached probe stays valid;
+  readiness), and for the systemd variant; with the ratios to the floor. Two floors:
+  - no /dev/kvm: libvirt does no KVM work at all (it skips ~45 ms of loading its CPU maps and
+    its cached probe of each qemu), so this floor does less than any KVM appliance;
+  - /dev/kvm usable by qemu's group and libvirtd on one CPU, as init gives them to its
+    libvirtd (the one CPU until libvirt first answers): the same work. Without the one CPU,
+    libvirt finds its cached probe of qemu stale at about every other start and probes again
+    (1.5-2 s here; src/init/cpus.rs says why), and without the group at every start;
 - resident memory of PID 1 (RSS, PSS, private dirty) with a guest running, for virtpod init
   and for systemd in the systemd variant.
 
@@ -36,13 +40,13 @@ def start_to_virsh(name, sockdir):
     return time.monotonic() - t0
 
 
-def measure(label, runs, extra, kvm=True):
+def measure(label, runs, extra, kvm=True, cmd=()):
     sockdir = tempfile.mkdtemp()
     slug = "".join(c if c.isalnum() else "-" for c in label)[:40]
     name = f"vp-bench-{os.getpid()}-{slug}"
     device = ["--device", "/dev/kvm"] if kvm else []
     podman("create", "--name", name, "--no-healthcheck", *device,
-           "-v", f"{sockdir}:/run/libvirt", *extra, IMAGE)
+           "-v", f"{sockdir}:/run/libvirt", *extra, IMAGE, *cmd)
     try:
         times = []
         for _ in range(runs + 1):
@@ -94,12 +98,20 @@ def main():
     floor = ["--init", "--entrypoint", "/usr/sbin/libvirtd"]
     init = measure("virtpod init as PID 1", runs, [])
     base = measure("floor: libvirtd under catatonit, no /dev/kvm", runs, floor, kvm=False)
-    # With /dev/kvm as --device gives it (the host's owner and mode, which qemu's user cannot
-    # open), libvirt finds its cached probe of qemu stale at every start; init gives /dev/kvm to
-    # the kvm group first.
-    measure("libvirtd under catatonit, /dev/kvm", runs, floor)
+    # /dev/kvm as init's `virtpod prepare` gives it (group kvm, 0660: --device keeps the host's
+    # owner and mode, which qemu's user cannot open) and libvirtd on one CPU (taskset for the
+    # whole run; init gives the CPUs back once libvirt answers, after this measure ends).
+    same = ["--init", "--entrypoint", "sh"]
+    same_cmd = ["-c", "chown root:kvm /dev/kvm && chmod 0660 /dev/kvm && "
+                      "exec taskset -c 0 /usr/sbin/libvirtd"]
+    kvm = measure("floor: same, /dev/kvm for qemu, on one CPU", runs, same, cmd=same_cmd)
+    # As --device gives /dev/kvm, nothing else: libvirt probes qemu again at every start.
+    measure("libvirtd under catatonit, /dev/kvm as given", runs, floor)
     sysd = measure("systemd variant (systemd as PID 1)", runs, systemd)
-    print(f"start, warm median / floor: virtpod init {init / base:.2f}x   systemd variant {sysd / base:.2f}x")
+    print(f"start, warm median / floor without KVM: virtpod init {init / base:.2f}x   "
+          f"systemd variant {sysd / base:.2f}x")
+    print(f"start, warm median / floor with KVM on one CPU: virtpod init {init / kvm:.2f}x   "
+          f"systemd variant {sysd / kvm:.2f}x")
     ours = pid1_rss_after_guest("PID 1 (virtpod init), guest running", [])
     theirs = pid1_rss_after_guest("PID 1 (systemd), guest running", systemd)
     print(f"PID 1 RSS, systemd / virtpod init: {theirs / ours:.1f}x")

@@ -48,6 +48,21 @@ pub struct ServiceDef {
     /// daemon starting on another CPU than last time probes every qemu again (1–2 s per start).
     #[serde(default)]
     pub one_cpu_at_start: bool,
+    /// Socket activation, as systemd's `.socket` units give libvirt's helper daemons upstream:
+    /// init binds these unix sockets itself, the service starts when the first client connects
+    /// to any of them (never at boot), and gets them as fds 3, 4, … with `LISTEN_FDS`,
+    /// `LISTEN_PID` and `LISTEN_FDNAMES` (activation.rs).
+    #[serde(default)]
+    pub listen: Vec<Listen>,
+}
+
+/// One socket init listens on for a service: its path, and the name the service looks for in
+/// `LISTEN_FDNAMES` (libvirt's daemons use their systemd unit names, e.g. `virtlogd.socket`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub name: String,
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -154,6 +169,28 @@ impl Catalog {
         let def: ServiceDef = toml::from_str(text)?;
         if def.command.is_empty() {
             bail!("`command` must name a program");
+        }
+        if !def.listen.is_empty() && (def.ready.is_some() || def.notify) {
+            bail!(
+                "`listen` and `ready`/`notify` do not go together: a service init listens for is \
+                 ready as long as init holds its sockets (drop `ready` and `notify`)"
+            );
+        }
+        if def.listen.len() > super::activation::MAX {
+            bail!(
+                "`listen` has {} sockets; a service gets at most {}",
+                def.listen.len(),
+                super::activation::MAX
+            );
+        }
+        for l in &def.listen {
+            if l.name.is_empty() || l.name.contains(':') {
+                bail!(
+                    "`listen` name {:?} must be non-empty and without ':' (LISTEN_FDNAMES separates \
+                     names with ':')",
+                    l.name
+                );
+            }
         }
         Ok(def)
     }
@@ -367,6 +404,34 @@ mod tests {
             .unwrap();
         assert_eq!(d.ready, Some(Ready::NotifyFd(3)));
         assert_eq!(d.start_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn listen_sockets_exclude_other_readiness_and_colons() {
+        let ok = Catalog::parse(
+            "command = [\"x\"]\nlisten = [{ name = \"x.socket\", path = \"/run/x-sock\" }]",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.listen,
+            vec![Listen {
+                name: "x.socket".into(),
+                path: "/run/x-sock".into()
+            }]
+        );
+        let listen = "listen = [{ name = \"x.socket\", path = \"/run/x-sock\" }]";
+        for other in ["ready = { socket = \"/run/x-sock\" }", "notify = true"] {
+            let e = Catalog::parse(&format!("command = [\"x\"]\n{listen}\n{other}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("drop `ready` and `notify`"), "{e}");
+        }
+        let e = Catalog::parse(
+            "command = [\"x\"]\nlisten = [{ name = \"a:b\", path = \"/run/x-sock\" }]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("without ':'"), "{e}");
     }
 
     #[test]

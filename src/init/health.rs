@@ -23,6 +23,18 @@ pub fn describe(name: &str, svc: &ServiceState) -> String {
     s
 }
 
+/// Ready with its process alive, or not started yet while init listens on its sockets (it
+/// starts at its first client, as a socket-activated daemon does on a host).
+fn serving(svc: &ServiceState) -> bool {
+    match svc.state.as_str() {
+        "listening" => true,
+        "ready" => svc.pid.is_some_and(|pid| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        }),
+        _ => false,
+    }
+}
+
 /// Ok with a one-line summary, or an error that says what is wrong.
 pub fn check(state_path: &Path) -> Result<String> {
     let st = state::read(state_path)?;
@@ -32,12 +44,7 @@ pub fn check(state_path: &Path) -> Result<String> {
     let not_ready: Vec<String> = st
         .services
         .iter()
-        .filter(|(_, svc)| {
-            let alive = svc.pid.is_some_and(|pid| {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-            });
-            svc.state != "ready" || !alive
-        })
+        .filter(|(_, svc)| !serving(svc))
         .map(|(name, svc)| describe(name, svc))
         .collect();
     if !not_ready.is_empty() {

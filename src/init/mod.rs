@@ -7,6 +7,7 @@
 //! users for libvirt, `helpers` is the libvirt work init runs as child processes).
 
 pub mod accounts;
+pub mod activation;
 pub mod args;
 pub mod backoff;
 pub mod catalog;

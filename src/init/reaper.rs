@@ -56,6 +56,10 @@ pub enum Event {
         service: String,
         pid: i32,
     },
+    /// A client connected to a socket init listens on for a service (activation.rs).
+    Wanted {
+        service: String,
+    },
 }
 
 fn handled_signals() -> libc::sigset_t {

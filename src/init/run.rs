@@ -159,6 +159,7 @@ fn prepare_in_child(
             notify_fd: None,
             tail: None,
             affinity: None,
+            listen: &[],
         },
         tx,
     )?;

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use nix::fcntl::OFlag;
 use nix::libc;
 
+use super::activation;
 use super::reaper::Event;
 
 /// The last lines a child printed, newest last: the cause `virtpod health` shows.
@@ -34,6 +35,9 @@ pub struct Spawn<'a> {
     pub tail: Option<Tail>,
     /// The CPUs it may run on, when not init's own.
     pub affinity: Option<nix::sched::CpuSet>,
+    /// Sockets handed over as fds 3, 4, … with `LISTEN_PID` (activation.rs); `LISTEN_FDS` and
+    /// `LISTEN_FDNAMES` come with `env`.
+    pub listen: &'a [OwnedFd],
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +132,16 @@ pub fn spawn_with_output(
             .zip(notify.as_ref().map(|(_, w)| w.as_raw_fd())),
         exec_error: exec_w.as_raw_fd(),
         affinity: req.affinity,
+        listen: req.listen.iter().map(AsRawFd::as_raw_fd).collect(),
     };
+    // The catalog allows neither (catalog.rs): a notification fd could be one of 3, 4, ….
+    if plan.listen.len() > activation::MAX || !plan.listen.is_empty() && plan.notify.is_some() {
+        return Err(SpawnError::Sys {
+            program,
+            call: "handing over sockets",
+            errno: nix::Error::E2BIG,
+        });
+    }
     // SAFETY: the child branch calls only async-signal-safe functions (child_exec) and never
     // returns.
     let pid = match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {
@@ -178,6 +191,8 @@ struct ChildFds {
     notify: Option<(i32, i32)>,
     exec_error: i32,
     affinity: Option<nix::sched::CpuSet>,
+    /// Listening sockets, to go to fds 3, 4, … in this order.
+    listen: Vec<i32>,
 }
 
 /// In the forked child: own process group, default signals, the fds in place, its CPUs, exec. On any
@@ -189,14 +204,15 @@ struct ChildFds {
 /// # Safety
 /// Only between fork and exec: async-signal-safe calls only, no allocation.
 unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
-    let fail = |fds: &ChildFds| -> ! {
+    let fail = |exec_error: i32| -> ! {
         let errno = *libc::__errno_location();
         let bytes = errno.to_ne_bytes();
-        libc::write(fds.exec_error, bytes.as_ptr().cast(), bytes.len());
+        libc::write(exec_error, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
     };
+    let mut exec_error = fds.exec_error;
     if libc::setpgid(0, 0) < 0 {
-        fail(fds);
+        fail(exec_error);
     }
     let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
@@ -204,7 +220,7 @@ unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
     libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     for (from, to) in [(fds.stdin, 0), (fds.stdout, 1), (fds.stderr, 2)] {
         if libc::dup2(from, to) < 0 {
-            fail(fds);
+            fail(exec_error);
         }
     }
     if let Some((target, source)) = fds.notify {
@@ -215,22 +231,47 @@ unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
             libc::dup2(source, target)
         };
         if rc < 0 {
-            fail(fds);
+            fail(exec_error);
         }
+    }
+    // LISTEN_PID=<this pid>, on the stack: the child is the only one that knows its pid.
+    let mut listen_pid = [0u8; 32];
+    if !fds.listen.is_empty() {
+        // Everything still needed moves above the target fds 3, 4, … first, so that no dup2
+        // closes another socket or the exec-error pipe on its way.
+        let above = activation::FIRST_FD + fds.listen.len() as i32;
+        exec_error = libc::fcntl(exec_error, libc::F_DUPFD_CLOEXEC, above);
+        if exec_error < 0 {
+            fail(fds.exec_error);
+        }
+        let mut moved = [0i32; activation::MAX];
+        for (i, fd) in fds.listen.iter().enumerate() {
+            moved[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, above);
+            if moved[i] < 0 {
+                fail(exec_error);
+            }
+        }
+        // dup2 leaves close-on-exec off on the new fd: these are the ones that cross exec.
+        for (i, fd) in moved[..fds.listen.len()].iter().enumerate() {
+            if libc::dup2(*fd, activation::FIRST_FD + i as i32) < 0 {
+                fail(exec_error);
+            }
+        }
+        write_listen_pid(&mut listen_pid, libc::getpid() as u32);
     }
     if let Some(set) = &fds.affinity {
         // One system call, no allocation: nix's wrapper is as safe here as libc's.
         if nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set).is_err() {
-            fail(fds);
+            fail(exec_error);
         }
     }
     // Pointer arrays built on the stack: no allocation after fork.
     const MAX: usize = 512;
     let mut argp: [*const libc::c_char; MAX] = [std::ptr::null(); MAX];
     let mut envpp: [*const libc::c_char; MAX] = [std::ptr::null(); MAX];
-    if argv.len() >= MAX || envp.len() >= MAX {
+    if argv.len() >= MAX || envp.len() + 1 >= MAX {
         *libc::__errno_location() = libc::E2BIG;
-        fail(fds);
+        fail(exec_error);
     }
     for (i, a) in argv.iter().enumerate() {
         argp[i] = a.as_ptr();
@@ -238,9 +279,32 @@ unsafe fn child_exec(fds: &ChildFds, argv: &[CString], envp: &[CString]) -> ! {
     for (i, e) in envp.iter().enumerate() {
         envpp[i] = e.as_ptr();
     }
+    if !fds.listen.is_empty() {
+        envpp[envp.len()] = listen_pid.as_ptr().cast();
+    }
     // execvpe: a bare command name is looked up in PATH, as a shell (and s6) would.
     libc::execvpe(argp[0], argp.as_ptr(), envpp.as_ptr());
-    fail(fds)
+    fail(exec_error)
+}
+
+/// `LISTEN_PID=<pid>` and a NUL into `buf`, without allocating (between fork and exec).
+fn write_listen_pid(buf: &mut [u8; 32], pid: u32) {
+    const NAME: &[u8] = b"LISTEN_PID=";
+    buf[..NAME.len()].copy_from_slice(NAME);
+    let mut digits = [0u8; 10];
+    let (mut n, mut left) = (0, pid);
+    loop {
+        digits[n] = b'0' + (left % 10) as u8;
+        n += 1;
+        left /= 10;
+        if left == 0 {
+            break;
+        }
+    }
+    for i in 0..n {
+        buf[NAME.len() + i] = digits[n - 1 - i];
+    }
+    buf[NAME.len() + n] = 0;
 }
 
 fn copy_lines<W: Write + Send + 'static>(
@@ -283,4 +347,16 @@ fn watch_notify(service: String, pid: i32, read_end: OwnedFd, events: Sender<Eve
                 let _ = events.send(Event::Notified { service, pid });
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listen_pid_is_written_with_its_nul() {
+        let mut buf = [0xffu8; 32];
+        super::write_listen_pid(&mut buf, 4_294_967_295);
+        assert_eq!(&buf[..22], b"LISTEN_PID=4294967295\0");
+        super::write_listen_pid(&mut buf, 7);
+        assert_eq!(&buf[..13], b"LISTEN_PID=7\0");
+    }
 }

@@ -11,7 +11,7 @@ pub const PATH: &str = "/run/virtpod/state.json";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Published {
-    /// Service name → its state word (`waiting`, `starting`, `ready`, `killing`, `backoff`,
+    /// Service name → its state word (`waiting`, `listening`, `starting`, `ready`, `killing`, `backoff`,
     /// `stopping`, `down`), pid when it has one, and why it is not ready.
     pub services: BTreeMap<String, ServiceState>,
     pub libvirt_ready: bool,

@@ -9,6 +9,7 @@
 //! only by helper processes (helpers.rs), which are children like the services.
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -43,11 +44,18 @@ const HELPER_RETRY: Duration = Duration::from_secs(1);
 /// After this long without an event, the code the last burst of work ran leaves PID 1's page
 /// tables (trim.rs): a quiet appliance keeps only what it needs to wait.
 const TRIM_QUIET: Duration = Duration::from_secs(2);
+/// A service with no readiness of its own is ready once started; one that dies sooner than
+/// this after its start counts as a failed start all the same, so a crash loop backs off (s6's
+/// one-second rule).
+const MIN_UP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
     /// Not started yet: waiting for dependencies.
     Waiting,
+    /// init holds its sockets (`listen`) and starts it at the first client; as good as ready
+    /// for its dependents, whose connections wait in the backlog.
+    Listening,
     Starting {
         pid: i32,
         since: Instant,
@@ -82,6 +90,7 @@ impl Phase {
     fn word(&self) -> &'static str {
         match self {
             Phase::Waiting => "waiting",
+            Phase::Listening => "listening",
             Phase::Starting { .. } => "starting",
             Phase::Ready { .. } => "ready",
             Phase::Killing { .. } => "killing",
@@ -102,6 +111,22 @@ struct Service {
     /// Why it is not running, for `virtpod health`.
     why: Option<String>,
     tail: Tail,
+    /// The sockets init listens on for it (`listen`), once bound; kept across its restarts.
+    sockets: Vec<OwnedFd>,
+    /// When its current process started.
+    started: Instant,
+}
+
+impl Service {
+    /// Ready, or listening on its behalf: what its dependents and libvirt's readiness wait for.
+    fn serving(&self) -> bool {
+        matches!(self.phase, Phase::Ready { .. } | Phase::Listening)
+    }
+
+    /// No readiness of its own (`ready`, `notify`): ready as soon as it runs.
+    fn ready_once_started(&self) -> bool {
+        self.def.ready.is_none() && !self.def.notify
+    }
 }
 
 /// The helper processes init runs (helpers.rs).
@@ -171,6 +196,8 @@ impl Supervisor {
                 restarts: 0,
                 why: None,
                 tail: Tail::default(),
+                sockets: Vec::new(),
+                started: Instant::now(),
             })
             .collect();
         Supervisor {
@@ -236,8 +263,18 @@ impl Supervisor {
             }
             Event::Stop(sig) => return Some(sig),
             Event::Notified { service, pid } => self.mark_ready(&service, pid),
+            Event::Wanted { service } => self.on_wanted(&service),
         }
         None
+    }
+
+    /// A client connected to a socket init holds for a service that has not run yet.
+    fn on_wanted(&mut self, name: &str) {
+        let Some(i) = self.index(name) else { return };
+        if self.services[i].phase == Phase::Listening {
+            info!(service = name, "a client connected: starting it");
+            self.start(i);
+        }
     }
 
     fn index(&self, name: &str) -> Option<usize> {
@@ -247,7 +284,7 @@ impl Supervisor {
     fn deps_ready(&self, svc: &Service) -> bool {
         svc.def.after.iter().all(|dep| match self.index(dep) {
             None => true, // not selected: nothing to wait for
-            Some(i) => matches!(self.services[i].phase, Phase::Ready { .. }),
+            Some(i) => self.services[i].serving(),
         })
     }
 
@@ -258,8 +295,48 @@ impl Supervisor {
                 Phase::Backoff { until } => *until <= now && self.deps_ready(&self.services[i]),
                 _ => false,
             };
-            if due {
+            if !due {
+                continue;
+            }
+            if self.services[i].def.listen.is_empty() {
                 self.start(i);
+            } else if self.services[i].sockets.is_empty() {
+                self.listen(i);
+            } else {
+                // Started before: it comes back on its sockets at once, as s6 would.
+                self.start(i);
+            }
+        }
+    }
+
+    /// Binds the service's sockets and waits for its first client (activation.rs).
+    fn listen(&mut self, i: usize) {
+        let svc = &mut self.services[i];
+        let bound = super::activation::bind_all(&svc.def.listen).and_then(|sockets| {
+            super::activation::watch(&sockets, svc.name.clone(), self.tx.clone())?;
+            Ok(sockets)
+        });
+        match bound {
+            Ok(sockets) => {
+                let paths: Vec<String> = svc
+                    .def
+                    .listen
+                    .iter()
+                    .map(|l| l.path.display().to_string())
+                    .collect();
+                info!(
+                    service = svc.name,
+                    sockets = paths.join(" "),
+                    "listening; it starts at its first client"
+                );
+                svc.sockets = sockets;
+                svc.phase = Phase::Listening;
+                svc.why = None;
+            }
+            Err(e) => {
+                error!(service = svc.name, "{e:#}");
+                svc.why = Some(format!("{e:#}"));
+                self.failed(i, true);
             }
         }
     }
@@ -289,6 +366,10 @@ impl Supervisor {
                 Err(e) => warn!(service = svc.name, "{e:#}: readiness by its socket only"),
             }
         }
+        if !svc.sockets.is_empty() {
+            let with = env.get_or_insert_with(|| self.cfg.env.clone());
+            with.extend(super::activation::env(&svc.def.listen));
+        }
         let affinity = match self.cpus {
             Some((one, _)) if svc.def.one_cpu_at_start && !self.libvirt_ready => Some(one),
             _ => None,
@@ -301,6 +382,7 @@ impl Supervisor {
                 notify_fd,
                 tail: Some(svc.tail.clone()),
                 affinity,
+                listen: &svc.sockets,
             },
             &self.tx,
         );
@@ -312,8 +394,9 @@ impl Supervisor {
                     let limit = svc.def.start_timeout;
                     notify::watch(socket, svc.name.clone(), pid, limit, self.tx.clone());
                 }
-                svc.phase = if svc.def.ready.is_none() && !svc.def.notify {
-                    svc.failed_starts = 0;
+                svc.started = Instant::now();
+                // A service on init's sockets is ready at once: they already listen.
+                svc.phase = if svc.ready_once_started() {
                     Phase::Ready { pid }
                 } else {
                     Phase::Starting {
@@ -425,6 +508,13 @@ impl Supervisor {
                 return;
             }
             Phase::Starting { .. } | Phase::Killing { .. } => true,
+            Phase::Ready { .. } if self.services[i].ready_once_started() => {
+                let short = self.services[i].started.elapsed() < MIN_UP;
+                if !short {
+                    self.services[i].failed_starts = 0;
+                }
+                short
+            }
             _ => false,
         };
         warn!(service = self.services[i].name, pid = exit.pid, %exit, "exited unexpectedly");
@@ -471,6 +561,7 @@ impl Supervisor {
             notify_fd: None,
             tail: None,
             affinity: None,
+            listen: &[],
         };
         spawn(child, &self.tx).map_err(|e| error!("{e}")).ok()
     }
@@ -501,19 +592,17 @@ impl Supervisor {
     /// is ready, a helper process asks until it does (so a slow daemon never delays reaping).
     fn start_ready_helper(&mut self) {
         let due = self.ready_helper_at.is_some_and(|at| at <= Instant::now());
-        if self.stopping
-            || !due
-            || !self
-                .services
-                .iter()
-                .all(|s| matches!(s.phase, Phase::Ready { .. }))
-        {
+        if !due || !self.helper_may_start() {
             return;
         }
         self.ready_helper_at = None;
         if self.spawn_helper(Helper::Ready).is_none() {
             self.ready_helper_at = Some(Instant::now() + HELPER_RETRY);
         }
+    }
+
+    fn helper_may_start(&self) -> bool {
+        !self.stopping && self.services.iter().all(Service::serving)
     }
 
     fn on_libvirt_ready(&mut self) {
@@ -551,8 +640,11 @@ impl Supervisor {
             }
             _ => None,
         });
+        // Only a helper that may start is a timer: before every service serves, a past
+        // `ready_helper_at` would wake the loop at once, over and over.
         let helper = self
             .ready_helper_at
+            .filter(|_| self.helper_may_start())
             .map(|at| at.saturating_duration_since(now));
         let trim = self
             .untrimmed_since
@@ -577,7 +669,7 @@ impl Supervisor {
                 .services
                 .iter()
                 .map(|s| {
-                    let ready = matches!(s.phase, Phase::Ready { .. });
+                    let ready = s.serving();
                     let last_output = if ready {
                         Vec::new()
                     } else {
@@ -693,6 +785,7 @@ impl Supervisor {
             match self.rx.recv_timeout(left) {
                 Ok(Event::Exited(exit)) => self.on_exit(exit),
                 Ok(Event::Notified { service, pid }) => self.mark_ready(&service, pid),
+                Ok(Event::Wanted { service }) => self.on_wanted(&service),
                 Ok(Event::Stop(sig)) => info!(signal = signal_name(sig), "already stopping"),
                 Err(_) => return !self.helpers.contains_key(&pid),
             }
@@ -782,7 +875,88 @@ fn qemu_running() -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::catalog::Catalog;
     use super::*;
+
+    fn supervisor(services: &[(&str, &str)]) -> Supervisor {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let order = services
+            .iter()
+            .map(|(name, text)| (name.to_string(), Catalog::parse(text).unwrap()))
+            .collect();
+        let cfg = Config {
+            env: BTreeMap::new(),
+            notify_socket: None,
+            policy: Policy {
+                on_shutdown: crate::libvirt::policy::OnShutdown::Shutdown,
+                on_boot: OnBoot::Ignore,
+                shutdown_timeout: Duration::from_secs(1),
+                parallel: 0,
+            },
+            guest_record: PathBuf::from("/nonexistent/record"),
+            state_path: PathBuf::from("/nonexistent/state.json"),
+            helper: PathBuf::from("/nonexistent/virtpod-libvirt"),
+        };
+        let mut sup = Supervisor::new(order, cfg, tx, rx);
+        sup.untrimmed_since = None;
+        sup
+    }
+
+    #[test]
+    fn a_service_in_backoff_is_waited_for_not_spun_on() {
+        // The readiness helper is due from the start, but may run only once every service
+        // serves: until then its time must not wake the loop (it did, at once, over and over).
+        let mut sup = supervisor(&[("a", "command = [\"a\"]")]);
+        let later = Instant::now() + Duration::from_secs(5);
+        sup.services[0].phase = Phase::Backoff { until: later };
+        let wake = sup.next_wake(Instant::now()).unwrap();
+        assert!(wake > Duration::from_secs(4), "{wake:?}");
+        sup.services[0].phase = Phase::Ready { pid: 1 };
+        assert_eq!(sup.next_wake(Instant::now()), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_service_ready_once_started_that_dies_within_a_second_backs_off() {
+        let mut sup = supervisor(&[("a", "command = [\"a\"]")]);
+        let died = |code| Exit {
+            pid: 4242,
+            code: Some(code),
+            signal: None,
+        };
+        for n in 1..=3 {
+            sup.services[0].phase = Phase::Ready { pid: 4242 };
+            sup.services[0].started = Instant::now();
+            sup.on_exit(died(1));
+            assert_eq!(sup.services[0].failed_starts, n);
+        }
+        let Phase::Backoff { until } = sup.services[0].phase else {
+            panic!("{:?}", sup.services[0].phase)
+        };
+        assert!(
+            until > Instant::now() + Duration::from_millis(1500),
+            "the delay doubles"
+        );
+        sup.services[0].phase = Phase::Ready { pid: 4242 };
+        sup.services[0].started = Instant::now() - MIN_UP;
+        sup.on_exit(died(0));
+        assert_eq!(sup.services[0].failed_starts, 0, "it ran: a fresh start");
+    }
+
+    #[test]
+    fn a_listening_service_lets_its_dependents_start() {
+        let mut sup = supervisor(&[
+            (
+                "logd",
+                "command = [\"logd\"]\nlisten = [{ name = \"l.socket\", path = \"/l\" }]",
+            ),
+            ("daemon", "command = [\"d\"]\nafter = [\"logd\"]"),
+        ]);
+        assert!(!sup.deps_ready(&sup.services[1]));
+        sup.services[0].phase = Phase::Listening;
+        assert!(sup.deps_ready(&sup.services[1]));
+        sup.services[1].phase = Phase::Ready { pid: 2 };
+        assert!(sup.helper_may_start());
+    }
 
     #[test]
     fn an_idle_libvirt_daemon_gets_a_short_grace_and_is_forgiven_its_kill() {

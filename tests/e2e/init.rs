@@ -580,3 +580,47 @@ fn libvirt_stays_out_of_pid_1_and_warm_starts_keep_libvirts_qemu_probe() {
         );
     }
 }
+
+#[test]
+fn virtlogd_and_virtlockd_start_at_their_first_client_and_stay_supervised() {
+    require_prepared();
+    let vols = Volumes::new("ondemand");
+    let app = Appliance::start(&vols, Opts::default());
+    app.wait_ready();
+    // As virtlogd.socket and virtlockd.socket on a host: init listens, nothing runs yet.
+    assert_eq!(app.pid_of("virtlogd"), None, "{}", app.logs());
+    assert_eq!(app.pid_of("virtlockd"), None, "{}", app.logs());
+    let (ok, health) = app.health();
+    assert!(ok, "{health}");
+    let modes = app.exec_ok("stat -c '%a %n' /run/libvirt/virtlogd-sock /run/libvirt/virtlockd-sock /run/libvirt/virtlogd-admin-sock /run/libvirt/virtlockd-admin-sock");
+    assert_eq!(modes.matches("600 /run/libvirt/").count(), 4, "{modes}");
+
+    // libvirt's default takes no disk leases: virtlockd's first client is virt-admin.
+    let servers = app.exec_ok("virt-admin -c virtlockd:///system server-list");
+    assert!(servers.contains("virtlockd"), "{servers}");
+    assert!(app.pid_of("virtlockd").is_some(), "{}", app.logs());
+    assert_eq!(app.pid_of("virtlogd"), None);
+
+    // A guest's start is virtlogd's first client: its console goes through it.
+    app.boot_guest("g");
+    let logd = app.pid_of("virtlogd").expect("virtlogd runs for the guest");
+
+    // Once started, a daemon is supervised as any other: killed, it is back on the same
+    // sockets without waiting for a client, and answers on them.
+    app.exec_ok(&format!("kill -9 {logd}"));
+    wait_for("virtlogd started again", Duration::from_secs(30), || {
+        app.pid_of("virtlogd").is_some_and(|p| p != logd)
+    });
+    let servers = app.exec_ok("virt-admin -c virtlogd:///system server-list");
+    assert!(servers.contains("virtlogd"), "{servers}");
+    assert_eq!(app.domstate("g"), "running");
+
+    podman_ok(&["stop", "-t", "90", &app.name]);
+    let logs = app.logs();
+    assert_eq!(app.state("ExitCode"), "0", "{logs}");
+    assert!(
+        logs.contains("a client connected: starting it service=\"virtlockd\""),
+        "{logs}"
+    );
+    assert!(logs.contains("guest shut down guest=\"g\""), "{logs}");
+}

@@ -35,6 +35,25 @@ fn serving(svc: &ServiceState) -> bool {
     }
 }
 
+/// `3 services ready`, or `1 service ready, 2 listening (virtlockd, virtlogd)`.
+fn summary(services: &std::collections::BTreeMap<String, ServiceState>) -> String {
+    let listening: Vec<&str> = services
+        .iter()
+        .filter(|(_, s)| s.state == "listening")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let ready = services.len() - listening.len();
+    let mut s = format!("{ready} service{} ready", if ready == 1 { "" } else { "s" });
+    if !listening.is_empty() {
+        s.push_str(&format!(
+            ", {} listening ({})",
+            listening.len(),
+            listening.join(", ")
+        ));
+    }
+    s
+}
+
 /// Ok with a one-line summary, or an error that says what is wrong.
 pub fn check(state_path: &Path) -> Result<String> {
     let st = state::read(state_path)?;
@@ -65,8 +84,8 @@ pub fn check(state_path: &Path) -> Result<String> {
         bail!("{}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(format!(
-        "ok: {} services ready, libvirt {}",
-        st.services.len(),
+        "ok: {}, libvirt {}",
+        summary(&st.services),
         String::from_utf8_lossy(&out.stdout).trim()
     ))
 }
@@ -74,6 +93,28 @@ pub fn check(state_path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listening_services_are_healthy_and_named_in_the_summary() {
+        let svc = |state: &str, pid| ServiceState {
+            state: state.into(),
+            pid,
+            ..Default::default()
+        };
+        let mut services = std::collections::BTreeMap::new();
+        services.insert("libvirtd".to_string(), svc("ready", Some(1)));
+        services.insert("virtlogd".to_string(), svc("listening", None));
+        services.insert("virtlockd".to_string(), svc("listening", None));
+        assert!(services.values().all(serving));
+        assert_eq!(
+            summary(&services),
+            "1 service ready, 2 listening (virtlockd, virtlogd)"
+        );
+        services.insert("dbus".to_string(), svc("backoff", None));
+        assert!(!serving(&services["dbus"]));
+        services.retain(|_, s| s.state == "ready");
+        assert_eq!(summary(&services), "1 service ready");
+    }
 
     #[test]
     fn a_failing_service_is_described_with_its_cause() {

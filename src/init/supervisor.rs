@@ -657,7 +657,7 @@ impl Supervisor {
             .untrimmed_since
             .is_some_and(|at| at.elapsed() >= TRIM_QUIET)
         {
-            let bytes = super::trim::drop_startup_pages();
+            let bytes = super::trim::drop_clean_file_pages();
             debug!(bytes, "quiet: dropped the pages of the last work");
             self.untrimmed_since = None;
         }

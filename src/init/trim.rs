@@ -53,7 +53,7 @@ pub fn droppable(smaps: &str) -> Vec<Droppable> {
 }
 
 /// Drops the droppable mappings' pages from this process; returns the bytes covered.
-pub fn drop_startup_pages() -> usize {
+pub fn drop_clean_file_pages() -> usize {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return 0;
     };
@@ -114,7 +114,7 @@ Anonymous:             0 kB
 
     #[test]
     fn this_process_keeps_running_after_its_pages_are_dropped() {
-        assert!(drop_startup_pages() > 0);
+        assert!(drop_clean_file_pages() > 0);
         let v: Vec<String> = (0..100).map(|i| format!("{i}")).collect();
         assert_eq!(v.join("").len(), 190);
     }

@@ -35,36 +35,22 @@ impl Setup {
         let hooks = tmp.path().join("hooks.d");
         fs::create_dir(&hooks).unwrap();
         // The shipped definitions' stages and conditions, with this setup's paths.
-        let any_device =
-            r#"{"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.": ".*"}}"#;
         let hotplug = r#"{"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.usb$": "^hotplug$"}}"#;
-        for (file, stage, when) in [
-            ("50-virtpod.json", "precreate", any_device),
-            ("51-virtpod-poststop.json", "poststop", any_device),
-            ("52-virtpod-hotplug.json", "poststart", hotplug),
-        ] {
-            let mut argv: Vec<String> = vec!["virtpod".into(), "hook".into()];
-            argv.extend(
-                [
-                    "--log".to_string(),
-                    tmp.path().join("hook.log").display().to_string(),
-                    "--state-dir".into(),
-                    tmp.path().join("state").display().to_string(),
-                    "--usb-events".into(),
-                    tmp.path().join("usb-events").display().to_string(),
-                ]
-                .into_iter()
-                .chain(Setup::host_args_of(tmp.path())),
-            );
-            argv.push(stage.into());
-            let def = serde_json::json!({
-                "version": "1.0.0",
-                "hook": {"path": host_bin(), "args": argv, "timeout": 10},
-                "when": serde_json::from_str::<serde_json::Value>(when).unwrap(),
-                "stages": [stage],
-            });
-            fs::write(hooks.join(file), def.to_string()).unwrap();
-        }
+        let mut args = vec![
+            "--usb-events".to_string(),
+            tmp.path().join("usb-events").display().to_string(),
+        ];
+        args.extend(Setup::host_args_of(tmp.path()));
+        write_hook_definitions(
+            &hooks,
+            tmp.path(),
+            &args,
+            &[
+                ("50-virtpod.json", "precreate", ANY_DEVICE),
+                ("51-virtpod-poststop.json", "poststop", ANY_DEVICE),
+                ("52-virtpod-hotplug.json", "poststart", hotplug),
+            ],
+        );
         Setup { tmp }
     }
 

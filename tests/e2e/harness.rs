@@ -2,7 +2,7 @@
 //! appliance containers with unique names and volumes that are removed even when a test fails,
 //! host virsh through the exposed socket, and the test guest.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -465,4 +465,33 @@ pub fn image_group_entry(group: &str) -> Option<String> {
     ]);
     let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !line.is_empty()).then_some(line)
+}
+
+/// The shipped hook definitions' condition: any device annotation, in both vocabularies.
+pub const ANY_DEVICE: &str =
+    r#"{"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.": ".*"}}"#;
+
+/// oci-hooks(5) definitions in `dir`, one per (file, stage, when), each running the host's
+/// `virtpod hook` with its log and records under `scratch`, then `args`, then the stage.
+pub fn write_hook_definitions(
+    dir: &Path,
+    scratch: &Path,
+    args: &[String],
+    hooks: &[(&str, &str, &str)],
+) {
+    for (file, stage, when) in hooks {
+        let mut argv: Vec<String> = vec!["virtpod".into(), "hook".into(), "--log".into()];
+        argv.push(scratch.join("hook.log").display().to_string());
+        argv.push("--state-dir".into());
+        argv.push(scratch.join("state").display().to_string());
+        argv.extend(args.iter().cloned());
+        argv.push(stage.to_string());
+        let def = serde_json::json!({
+            "version": "1.0.0",
+            "hook": {"path": host_bin(), "args": argv, "timeout": 10},
+            "when": serde_json::from_str::<serde_json::Value>(when).unwrap(),
+            "stages": [stage],
+        });
+        std::fs::write(dir.join(file), def.to_string()).unwrap();
+    }
 }

@@ -49,30 +49,19 @@ impl Hooks {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("hooks.d");
         fs::create_dir(&dir).unwrap();
-        for (file, st) in [
-            ("50-virtpod.json", stage),
-            ("51-virtpod-poststop.json", "poststop"),
-        ] {
-            let mut argv = vec!["virtpod".to_string(), "hook".into(), "--log".into()];
-            argv.push(tmp.path().join("hook.log").display().to_string());
-            argv.push("--state-dir".into());
-            argv.push(tmp.path().join("state").display().to_string());
-            argv.extend(args.iter().map(|s| s.to_string()));
-            argv.push(st.to_string());
-            let def = serde_json::json!({
-                "version": "1.0.0",
-                "hook": {"path": host_bin(), "args": argv, "timeout": 10},
-                "when": serde_json::from_str::<serde_json::Value>(when).unwrap(),
-                "stages": [st],
-            });
-            fs::write(dir.join(file), def.to_string()).unwrap();
-        }
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        write_hook_definitions(
+            &dir,
+            tmp.path(),
+            &args,
+            &[
+                ("50-virtpod.json", stage, when),
+                ("51-virtpod-poststop.json", "poststop", when),
+            ],
+        );
         Hooks { tmp }
     }
 }
-
-const ANY_DEVICE: &str =
-    r#"{"annotations": {"^(io\\.virtpod|org\\.containers\\.qm)\\.device\\.": ".*"}}"#;
 
 /// `podman run --rm` of the appliance image running `script` with sh; its output.
 fn run(hooks: &Hooks, annotations: &[&str], script: &str) -> std::process::Output {

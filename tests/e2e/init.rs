@@ -16,7 +16,8 @@ fn host_virsh_reaches_libvirt_and_health_is_ok() {
     let health = podman(&["exec", &app.name, "virtpod", "health"]);
     assert!(health.status.success(), "virtpod health: {}", text(&health));
     assert!(
-        text(&health).starts_with("ok: 3 services ready, libvirt "),
+        text(&health)
+            .starts_with("ok: 1 service ready, 2 listening (virtlockd, virtlogd), libvirt "),
         "{}",
         text(&health)
     );

@@ -283,6 +283,10 @@ fn systemd_arguments_setenv_mask_and_errors() {
         None,
         "virtlockd runs although masked"
     );
+    // virtlockd starts at its first client anyway: masked, it has no socket to be reached on.
+    let sockets = app.exec_ok("ls /run/libvirt");
+    assert!(!sockets.contains("virtlockd"), "{sockets}");
+    assert!(sockets.contains("virtlogd-sock"), "{sockets}");
 
     let bad = podman(&[
         "run",

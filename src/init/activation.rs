@@ -17,6 +17,7 @@ use nix::sys::stat::{fchmodat, FchmodatFlags, Mode};
 
 use super::catalog::Listen;
 use super::reaper::Event;
+use crate::libvirt::sockets::{self, Verdict};
 
 /// The fd a service gets its first socket on (SD_LISTEN_FDS_START).
 pub const FIRST_FD: i32 = 3;
@@ -79,14 +80,20 @@ fn remove_stale(path: &Path) -> Result<()> {
             path.display()
         );
     }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        bail!(
+    match sockets::clean(path.to_path_buf())
+        .with_context(|| format!("removing the stale {}", path.display()))?
+    {
+        Verdict::Removed(_) => Ok(()),
+        Verdict::Live(_) => bail!(
             "{} accepts connections: another daemon listens there (a second appliance on the \
              same /run/libvirt?); stop it or give this container its own /run/libvirt",
             path.display()
-        );
+        ),
+        Verdict::Kept(_, why) => bail!(
+            "{}: cannot tell whether it is an earlier run's ({why}); remove it",
+            path.display()
+        ),
     }
-    std::fs::remove_file(path).with_context(|| format!("removing the stale {}", path.display()))
 }
 
 /// Reports `Event::Wanted` once a client connects to any of `sockets`, then ends. The service

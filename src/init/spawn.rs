@@ -102,6 +102,18 @@ pub fn spawn_with_output(
             errno,
         }
     };
+    // The catalog allows neither (catalog.rs): the child has room for MAX sockets, and a
+    // notification fd could be one of 3, 4, ….
+    let refused = if req.listen.len() > activation::MAX {
+        Some(nix::Error::E2BIG)
+    } else if !req.listen.is_empty() && req.notify_fd.is_some() {
+        Some(nix::Error::EINVAL)
+    } else {
+        None
+    };
+    if let Some(errno) = refused {
+        return Err(sys("handing over sockets")(errno));
+    }
     // Everything the child needs is allocated before fork: after it, only async-signal-safe
     // calls are allowed in a multi-threaded parent's child.
     let argv = cstrings(req.argv.iter().cloned(), &program, "an argument")?;
@@ -134,14 +146,6 @@ pub fn spawn_with_output(
         affinity: req.affinity,
         listen: req.listen.iter().map(AsRawFd::as_raw_fd).collect(),
     };
-    // The catalog allows neither (catalog.rs): a notification fd could be one of 3, 4, ….
-    if plan.listen.len() > activation::MAX || !plan.listen.is_empty() && plan.notify.is_some() {
-        return Err(SpawnError::Sys {
-            program,
-            call: "handing over sockets",
-            errno: nix::Error::E2BIG,
-        });
-    }
     // SAFETY: the child branch calls only async-signal-safe functions (child_exec) and never
     // returns.
     let pid = match unsafe { nix::unistd::fork() }.map_err(sys("fork"))? {

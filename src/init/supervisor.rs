@@ -298,12 +298,11 @@ impl Supervisor {
             if !due {
                 continue;
             }
-            if self.services[i].def.listen.is_empty() {
-                self.start(i);
-            } else if self.services[i].sockets.is_empty() {
+            let svc = &self.services[i];
+            // Once its sockets are bound, a service that died comes back on them at once.
+            if !svc.def.listen.is_empty() && svc.sockets.is_empty() {
                 self.listen(i);
             } else {
-                // Started before: it comes back on its sockets at once, as s6 would.
                 self.start(i);
             }
         }

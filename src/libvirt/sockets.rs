@@ -40,16 +40,21 @@ pub fn clean_stale(dir: &Path) -> std::io::Result<Vec<Verdict>> {
     }
     paths.sort();
     for path in paths {
-        out.push(match UnixStream::connect(&path) {
-            Ok(_) => Verdict::Live(path),
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
-                std::fs::remove_file(&path)?;
-                Verdict::Removed(path)
-            }
-            Err(e) => Verdict::Kept(path, e.to_string()),
-        });
+        out.push(clean(path)?);
     }
     Ok(out)
+}
+
+/// One socket file: removed when connecting to it is refused, otherwise left as it is.
+pub fn clean(path: PathBuf) -> std::io::Result<Verdict> {
+    Ok(match UnixStream::connect(&path) {
+        Ok(_) => Verdict::Live(path),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(&path)?;
+            Verdict::Removed(path)
+        }
+        Err(e) => Verdict::Kept(path, e.to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ enum Command {
     Prepare(commands::prepare::Prepare),
     #[cfg(feature = "systemd")]
     SystemdEnv(commands::systemd_env::SystemdEnv),
+    #[cfg(feature = "systemd")]
+    OneCpu(commands::one_cpu::OneCpu),
     #[command(subcommand)]
     Hooks(commands::hooks::Hooks),
     Hook(commands::hook::Hook),
@@ -53,6 +55,8 @@ fn main() -> ExitCode {
         Command::Prepare(c) => c.exec(),
         #[cfg(feature = "systemd")]
         Command::SystemdEnv(c) => c.exec(),
+        #[cfg(feature = "systemd")]
+        Command::OneCpu(c) => c.exec(),
         Command::Hooks(c) => c.exec(),
         Command::Hook(c) => c.exec(),
         Command::Doctor(c) => c.exec(),

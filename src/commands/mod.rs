@@ -10,6 +10,8 @@ pub mod hook;
 pub mod hooks;
 pub mod init;
 pub mod install;
+#[cfg(feature = "systemd")]
+pub mod one_cpu;
 pub mod prepare;
 #[cfg(feature = "systemd")]
 pub mod systemd_env;

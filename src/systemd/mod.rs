@@ -2,7 +2,9 @@
 //! there that systemd does not do by itself.
 //!
 //! [`env`] decides which of the container's variables the manager hands its services (data
-//! only); [`manager`] talks to systemd over D-Bus.
+//! only); [`manager`] talks to systemd over D-Bus; [`one_cpu`] keeps libvirtd's probe of qemu
+//! valid across starts.
 
 pub mod env;
 pub mod manager;
+pub mod one_cpu;

@@ -1,6 +1,7 @@
 //! Deployment modes beyond the rootful socket-only one the other tests use (docs/modes.md).
 
 use std::process::Command;
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -135,6 +136,22 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     }
 
     app.boot_guest("g");
+    // libvirtd started on one CPU and got them all back once libvirt answered
+    // (systemd/libvirtd.service.d/virtpod-cpu.conf), so a start keeps libvirt's probe of qemu.
+    let caps = "stat -c '%n %Y' /var/cache/libvirt/qemu/capabilities/*.xml";
+    let probed = app.exec_ok(caps);
+    let cpus = |pid: &str| {
+        app.exec_ok(&format!(
+            "grep -h Cpus_allowed_list /proc/{pid}/task/*/status | sort -u"
+        ))
+    };
+    let all = cpus("1");
+    let on_every_cpu = || {
+        wait_for("libvirtd on every CPU", Duration::from_secs(60), || {
+            app.pid_of("libvirtd").is_some_and(|pid| cpus(&pid) == all)
+        })
+    };
+    on_every_cpu();
     let out = podman(&["stop", "-t", "120", &app.name]);
     assert!(out.status.success(), "{}", text(&out));
     // Shut down through ACPI (the guest saw the power button), not killed.
@@ -147,6 +164,15 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     app.wait_console("g", GUEST_BOOTED, 2);
     assert_eq!(app.domstate("g"), "running");
     assert_systemd_running(&app);
+    on_every_cpu();
+    // Two more starts: a start on the other CPU of two had an even chance of a new probe each.
+    for boot in 3..=4 {
+        podman_ok(&["stop", "-t", "120", &app.name]);
+        podman_ok(&["start", &app.name]);
+        app.wait_console("g", GUEST_BOOTED, boot);
+        on_every_cpu();
+    }
+    assert_eq!(app.exec_ok(caps), probed, "libvirt probed qemu again");
 
     // Both runs share the host's boot id, so `journalctl -b -1` cannot pick the first: the
     // whole journal holds one stop.

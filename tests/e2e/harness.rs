@@ -411,6 +411,19 @@ impl<'v> Appliance<'v> {
             .collect()
     }
 
+    /// The name and mtime of each cached probe of a qemu binary: the same after a start when
+    /// libvirt kept its probes (src/init/cpus.rs says when it does not).
+    pub fn qemu_probe_stamps(&self) -> String {
+        self.exec_ok("stat -c '%n %Y' /var/cache/libvirt/qemu/capabilities/*.xml")
+    }
+
+    /// The CPU lists the threads of `pid` may run on, one line per distinct list.
+    pub fn cpus_of(&self, pid: &str) -> String {
+        self.exec_ok(&format!(
+            "grep -h Cpus_allowed_list /proc/{pid}/task/*/status | sort -u"
+        ))
+    }
+
     pub fn pid_of(&self, comm: &str) -> Option<String> {
         let out = self.exec(&format!("pgrep -x {comm}"));
         out.status

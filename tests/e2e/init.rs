@@ -555,14 +555,8 @@ fn libvirt_stays_out_of_pid_1_and_warm_starts_keep_libvirts_qemu_probe() {
         "{environ}"
     );
 
-    let caps = "stat -c '%n %Y' /var/cache/libvirt/qemu/capabilities/*.xml";
-    let probed = app.exec_ok(caps);
-    let cpus = |pid: &str| {
-        app.exec_ok(&format!(
-            "grep -h Cpus_allowed_list /proc/{pid}/task/*/status | sort -u"
-        ))
-    };
-    let all = cpus("1");
+    let probed = app.qemu_probe_stamps();
+    let all = app.cpus_of("1");
     for start in 2..=5 {
         podman_ok(&["stop", "-t", "90", &app.name]);
         podman_ok(&["start", &app.name]);
@@ -571,13 +565,17 @@ fn libvirt_stays_out_of_pid_1_and_warm_starts_keep_libvirts_qemu_probe() {
             app.logs().matches("libvirt answers: ready").count() == start
         });
         assert_eq!(
-            app.exec_ok(caps),
+            app.qemu_probe_stamps(),
             probed,
             "start {start}: libvirt probed qemu again\n{}",
             app.logs()
         );
         let daemon = app.pid_of("libvirtd").expect("libvirtd runs");
-        assert_eq!(cpus(&daemon), all, "start {start}: libvirtd kept one CPU");
+        assert_eq!(
+            app.cpus_of(&daemon),
+            all,
+            "start {start}: libvirtd kept one CPU"
+        );
     }
     if !all.contains('-') && !all.contains(',') {
         eprintln!(

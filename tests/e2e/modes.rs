@@ -138,17 +138,12 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
     app.boot_guest("g");
     // libvirtd started on one CPU and got them all back once libvirt answered
     // (systemd/libvirtd.service.d/virtpod-cpu.conf), so a start keeps libvirt's probe of qemu.
-    let caps = "stat -c '%n %Y' /var/cache/libvirt/qemu/capabilities/*.xml";
-    let probed = app.exec_ok(caps);
-    let cpus = |pid: &str| {
-        app.exec_ok(&format!(
-            "grep -h Cpus_allowed_list /proc/{pid}/task/*/status | sort -u"
-        ))
-    };
-    let all = cpus("1");
+    let probed = app.qemu_probe_stamps();
+    let all = app.cpus_of("1");
     let on_every_cpu = || {
         wait_for("libvirtd on every CPU", Duration::from_secs(60), || {
-            app.pid_of("libvirtd").is_some_and(|pid| cpus(&pid) == all)
+            app.pid_of("libvirtd")
+                .is_some_and(|pid| app.cpus_of(&pid) == all)
         })
     };
     on_every_cpu();
@@ -172,7 +167,7 @@ fn systemd_variant_serves_virsh_and_brings_its_guest_back_after_a_stop() {
         app.wait_console("g", GUEST_BOOTED, boot);
         on_every_cpu();
     }
-    assert_eq!(app.exec_ok(caps), probed, "libvirt probed qemu again");
+    assert_eq!(app.qemu_probe_stamps(), probed, "libvirt probed qemu again");
 
     // Both runs share the host's boot id, so `journalctl -b -1` cannot pick the first: the
     // whole journal holds one stop.

@@ -859,7 +859,7 @@ fn check_build(cf: &Containerfile) -> Vec<String> {
         .filter_map(|i| copy(file, i).ok())
         .flat_map(|c| c.sources)
         .collect();
-    for needed in ["Cargo.toml", "Cargo.lock", "hooks.d/", "src/"] {
+    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "hooks.d/", "src/"] {
         if !sources.contains(needed) {
             findings.push(format!(
                 "{file}: the {BUILD_STAGE} stage does not COPY {needed}, which `cargo build` needs"

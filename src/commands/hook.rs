@@ -51,7 +51,8 @@ impl Hook {
         virtpod::hook::log::init(self.log_level, &self.log);
         let host = self.devices.host_paths(self.state_dir);
         let events = self.usb_events;
-        let mut input = Vec::new();
+        // One read for a whole config (podman's are 10–30 KB), not eleven growing ones.
+        let mut input = Vec::with_capacity(64 << 10);
         if let Err(e) = std::io::stdin().read_to_end(&mut input) {
             tracing::error!("virtpod hook: reading stdin: {e}");
             return ExitCode::FAILURE;

@@ -549,6 +549,9 @@ fn libvirt_stays_out_of_pid_1_and_warm_starts_keep_libvirts_qemu_probe() {
         "libvirtd maps libvirt: the check can see it"
     );
     assert_eq!(maps("1").trim(), "0", "PID 1 maps libvirt");
+    // build.rs links gcc's unwinder into virtpod: one library fewer to load at every start.
+    let gcc_s = app.exec_ok("grep -c libgcc_s /proc/1/maps || true");
+    assert_eq!(gcc_s.trim(), "0", "PID 1 maps libgcc_s");
     let environ = app.exec_ok(&format!("tr '\\0' '\\n' < /proc/{daemon}/environ"));
     assert!(
         environ.contains("NOTIFY_SOCKET=/run/virtpod/notify/libvirtd"),

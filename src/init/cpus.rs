@@ -8,6 +8,10 @@
 //! probes every qemu again, 1.2–1.7 s per start here on 2 CPUs, nearly every start on a big
 //! host. On one fixed CPU the data is the same at every start. qemu is unaffected: libvirt sets
 //! each guest's affinity to every host CPU itself unless the guest's XML says otherwise.
+//!
+//! Only with /dev/kvm: without it libvirt keeps its probe whatever CPU it starts on (12 warm
+//! starts of libvirtd alone, unpinned, no probe again), and the pin would only cost time,
+//! ~11 ms a start here (`benches/startup.py`'s floor with and without `taskset -c 0`).
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -15,6 +19,16 @@ use nix::unistd::Pid;
 /// init's own CPUs.
 pub fn own() -> Option<CpuSet> {
     sched_getaffinity(Pid::from_raw(0)).ok()
+}
+
+/// (one CPU, init's CPUs) for libvirt's qemu daemon to start on, or None: without /dev/kvm,
+/// or with one CPU only.
+pub fn for_start() -> Option<(CpuSet, CpuSet)> {
+    if !std::path::Path::new("/dev/kvm").exists() {
+        return None;
+    }
+    let all = own()?;
+    Some((first_of(&all)?, all))
 }
 
 /// The first CPU of `set` alone; None when `set` has one CPU only (nothing to pin).

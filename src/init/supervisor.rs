@@ -172,7 +172,8 @@ pub struct Supervisor {
     /// The stop-guests helper's exit, once it has ended.
     guests_stopped: Option<Exit>,
     published: Option<Published>,
-    /// (one CPU, init's CPUs) for `one_cpu_at_start` services, when init has more than one.
+    /// (one CPU, init's CPUs) for `one_cpu_at_start` services: with /dev/kvm and more than one
+    /// CPU (cpus.rs).
     cpus: Option<(nix::sched::CpuSet, nix::sched::CpuSet)>,
     /// The last event, while there has been work since the last trim.
     untrimmed_since: Option<Instant>,
@@ -213,7 +214,7 @@ impl Supervisor {
             stopping: false,
             guests_stopped: None,
             published: None,
-            cpus: super::cpus::own().and_then(|all| Some((super::cpus::first_of(&all)?, all))),
+            cpus: super::cpus::for_start(),
             untrimmed_since: Some(Instant::now()),
         }
     }

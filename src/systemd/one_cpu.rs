@@ -16,12 +16,13 @@ use anyhow::{bail, Context, Result};
 use crate::init::{cpus, helpers};
 
 /// Runs `argv` in this process (its pid, so systemd's notify and MAINPID stay right) on the
-/// first of this process's CPUs. Returns only when the exec fails.
+/// first of this process's CPUs, or on all of them without /dev/kvm. Returns only when the
+/// exec fails.
 pub fn exec_on_one_cpu(argv: &[std::ffi::OsString]) -> anyhow::Error {
     let Some((program, args)) = argv.split_first() else {
         return anyhow::anyhow!("no program to run");
     };
-    if let Some(one) = cpus::own().and_then(|all| cpus::first_of(&all)) {
+    if let Some((one, _)) = cpus::for_start() {
         if let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &one) {
             tracing::warn!("staying on every CPU: {e}");
         }
@@ -33,10 +34,9 @@ pub fn exec_on_one_cpu(argv: &[std::ffi::OsString]) -> anyhow::Error {
 /// Waits until libvirt answers (the helper's `ready`, at most `within`), then gives every
 /// thread in the container still on the first CPU alone all of this process's CPUs: the
 /// daemon's threads, and what it started meanwhile (dnsmasq, re-parented to systemd). Returns
-/// how many threads it gave back.
+/// how many threads it gave back; at once without /dev/kvm, where nothing was pinned.
 pub fn give_back_when_ready(exe: &Path, within: Duration) -> Result<usize> {
-    let all = cpus::own().context("reading this process's CPUs")?;
-    let Some(one) = cpus::first_of(&all) else {
+    let Some((one, all)) = cpus::for_start() else {
         return Ok(0);
     };
     let helper = helpers::locate(exe);

@@ -587,6 +587,42 @@ fn libvirt_stays_out_of_pid_1_and_warm_starts_keep_libvirts_qemu_probe() {
     }
 }
 
+/// Without /dev/kvm, libvirt keeps its probe of qemu whatever CPU it starts on, so init does
+/// not keep libvirtd on one CPU there (src/init/cpus.rs): the warm starts of a TCG-only
+/// appliance keep the probe all the same.
+#[test]
+fn without_kvm_warm_starts_keep_libvirts_qemu_probe_on_every_cpu() {
+    require_prepared();
+    let vols = Volumes::new("tcg");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            no_kvm_device: true,
+            ..Default::default()
+        },
+    );
+    app.wait_ready();
+    assert_eq!(app.exec("test -e /dev/kvm").status.code(), Some(1));
+    let probed = app.qemu_probe_stamps();
+    let all = app.cpus_of("1");
+    for start in 2..=5 {
+        podman_ok(&["stop", "-t", "90", &app.name]);
+        podman_ok(&["start", &app.name]);
+        app.wait_ready();
+        wait_for("libvirt answers", Duration::from_secs(60), || {
+            app.logs().matches("libvirt answers: ready").count() == start
+        });
+        assert_eq!(
+            app.qemu_probe_stamps(),
+            probed,
+            "start {start}: libvirt probed qemu again\n{}",
+            app.logs()
+        );
+        let daemon = app.pid_of("libvirtd").expect("libvirtd runs");
+        assert_eq!(app.cpus_of(&daemon), all, "start {start}");
+    }
+}
+
 #[test]
 fn virtlogd_and_virtlockd_start_at_their_first_client_and_stay_supervised() {
     require_prepared();

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use virtpod::init::{helpers, run::GUEST_RECORD, settings::Settings};
-use virtpod::libvirt::tasks;
+use virtpod::libvirt::{login::Login, tasks};
 
 /// libvirt work for `virtpod init` and `virtpod health` (not for direct use).
 #[derive(Parser)]
@@ -41,21 +41,29 @@ struct Record {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     virtpod::logging::init();
-    let code = match cli.task {
-        Task::Ready => tasks::wait_ready(),
-        Task::BootGuests(r) => tasks::boot_guests(&r.record),
-        Task::StopGuests(r) => {
-            // init validated the settings before starting anything; the same rule here.
-            let env = std::env::vars().collect();
-            match Settings::from_env(&env) {
-                Ok(s) => tasks::stop_guests(&r.record, &s.policy),
-                Err(e) => {
-                    tracing::error!("{e}");
-                    helpers::GUESTS_FORCED
-                }
-            }
+    // init validated the settings before starting anything; the same rule here.
+    let env = std::env::vars().collect();
+    let settings = match Settings::from_env(&env) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(helpers::GUESTS_FORCED as u8);
         }
-        Task::Version => match tasks::version() {
+    };
+    // With SASL on, libvirt asks init's helpers for a password too (login.rs).
+    let login = match settings.sasl.as_deref().map(Login::from_file).transpose() {
+        Ok(login) => login,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitCode::from(helpers::GUESTS_FORCED as u8);
+        }
+    };
+    let login = login.as_ref();
+    let code = match cli.task {
+        Task::Ready => tasks::wait_ready(login),
+        Task::BootGuests(r) => tasks::boot_guests(&r.record, login),
+        Task::StopGuests(r) => tasks::stop_guests(&r.record, &settings.policy, login),
+        Task::Version => match tasks::version(login) {
             Ok(v) => {
                 println!("{v}");
                 0

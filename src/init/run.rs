@@ -219,7 +219,8 @@ fn prepare_container(catalog: &Catalog, order: &[String], settings: &Settings) -
 pub fn prepare_only(catalog_dir: &Path) -> Result<()> {
     let env = service_env(std::env::vars(), &[]);
     let (settings, catalog, order) = choose(catalog_dir, &args::BootArgs::default(), &env)?;
-    prepare_container(&catalog, &order, &settings)
+    prepare_container(&catalog, &order, &settings)?;
+    super::sasl::guests_login(settings.sasl.as_deref())
 }
 
 /// `virtpod prepare --socket rw=PATH|ro=PATH`: the socket settings applied to sockets systemd

@@ -11,6 +11,10 @@ use anyhow::{bail, Context, Result};
 
 pub const SASL_CONF: &str = "/etc/sasl2/libvirt.conf";
 pub const SASL_DB: &str = "/etc/libvirt/passwd.db";
+/// The systemd variant's client auth file and the environment that names it to
+/// libvirt-guests.service (systemd/libvirt-guests.service.d/virtpod.conf).
+pub const CLIENT_AUTH: &str = "/run/virtpod/libvirt-auth.conf";
+pub const GUESTS_ENV: &str = "/run/virtpod/libvirt-guests.env";
 
 /// `user:password` per line; blank lines and `#` comments ignored. Errors name the line, never
 /// the password.
@@ -90,6 +94,59 @@ pub fn configure(credentials: &Path) -> Result<usize> {
     Ok(users.len())
 }
 
+/// A libvirt client auth file (libvirt's auth.conf format) that logs in as `user`.
+pub fn client_auth(user: &str, password: &str) -> String {
+    format!(
+        "# Written by virtpod prepare for libvirt-guests (VIRTPOD_SASL_CREDENTIALS).\n\
+         [credentials-virtpod]\nauthname={user}\npassword={password}\n\n\
+         [auth-libvirt-default]\ncredentials=virtpod\n"
+    )
+}
+
+/// The systemd variant: libvirt-guests' virsh logs in as the first user of the credentials
+/// when SASL is on (virtpod init's own helpers answer libvirt in memory instead,
+/// src/libvirt/login.rs); with SASL off both files are removed.
+pub fn guests_login(credentials: Option<&Path>) -> Result<()> {
+    let Some(credentials) = credentials else {
+        for file in [GUESTS_ENV, CLIENT_AUTH] {
+            match std::fs::remove_file(file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {file}"))
+                }
+                _ => {}
+            }
+        }
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(credentials).with_context(|| {
+        format!(
+            "VIRTPOD_SASL_CREDENTIALS={}: cannot read it",
+            credentials.display()
+        )
+    })?;
+    let users = parse_credentials(&text, credentials)?;
+    let (user, password) = &users[0];
+    std::fs::create_dir_all("/run/virtpod").context("creating /run/virtpod")?;
+    write_private(Path::new(CLIENT_AUTH), &client_auth(user, password))?;
+    write_private(
+        Path::new(GUESTS_ENV),
+        &format!("LIBVIRT_AUTH_FILE={CLIENT_AUTH}\n"),
+    )
+}
+
+/// Written 0600 from the start: the file holds a password.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +174,12 @@ mod tests {
             .to_string();
         assert!(!e.contains("secretword"), "never echo a password: {e}");
         assert!(parse_credentials("# none\n", p).is_err());
+    }
+
+    #[test]
+    fn client_auth_file_names_the_default_uri() {
+        let text = client_auth("admin", "correct horse");
+        assert!(text.contains("[credentials-virtpod]\nauthname=admin\npassword=correct horse\n"));
+        assert!(text.contains("[auth-libvirt-default]\ncredentials=virtpod\n"));
     }
 }

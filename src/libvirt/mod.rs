@@ -5,6 +5,8 @@
 pub mod conf;
 #[cfg(feature = "libvirt")]
 pub mod guests;
+#[cfg(feature = "libvirt")]
+pub mod login;
 pub mod policy;
 pub mod sockets;
 #[cfg(feature = "libvirt")]

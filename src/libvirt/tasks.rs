@@ -11,12 +11,13 @@ use tracing::{debug, error, info, warn};
 use virt::connect::Connect;
 
 use super::guests::{self, Policy};
+use super::login::{self, Login};
 use crate::init::helpers::{GUESTS_CLEAN, GUESTS_FORCED, LIBVIRT_UNREACHABLE};
 
 const RETRY: Duration = Duration::from_millis(50);
 
-fn connect() -> Result<Connect, virt::error::Error> {
-    Connect::open(Some(super::URI))
+fn connect(login: Option<&Login>) -> Result<Connect, virt::error::Error> {
+    login::open(super::URI, login)
 }
 
 /// Says goodbye: virt's Connect does not close itself when dropped, and a connection that just
@@ -28,10 +29,10 @@ fn close(conn: &mut Connect) {
 }
 
 /// Connects, retrying until `deadline` (None: for ever).
-fn connect_by(deadline: Option<Instant>) -> Option<Connect> {
+fn connect_by(login: Option<&Login>, deadline: Option<Instant>) -> Option<Connect> {
     let mut last = String::new();
     loop {
-        match connect() {
+        match connect(login) {
             Ok(c) => return Some(c),
             Err(e) => {
                 let msg = e.to_string();
@@ -49,9 +50,9 @@ fn connect_by(deadline: Option<Instant>) -> Option<Connect> {
 }
 
 /// `ready`: returns once libvirt answers a real call (its version).
-pub fn wait_ready() -> i32 {
+pub fn wait_ready(login: Option<&Login>) -> i32 {
     loop {
-        if let Some(mut conn) = connect_by(None) {
+        if let Some(mut conn) = connect_by(login, None) {
             let answered = conn.get_lib_version().is_ok();
             close(&mut conn);
             if answered {
@@ -70,7 +71,7 @@ extern "C" fn on_term(_: nix::libc::c_int) {
 
 /// `boot-guests`: start the guests recorded at the last stop. SIGTERM (init stopping) lets the
 /// guest being started finish starting, then ends the step; the record keeps the others.
-pub fn boot_guests(record: &Path) -> i32 {
+pub fn boot_guests(record: &Path, login: Option<&Login>) -> i32 {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let action = SigAction::new(
         SigHandler::Handler(on_term),
@@ -79,7 +80,7 @@ pub fn boot_guests(record: &Path) -> i32 {
     );
     // SAFETY: the handler only stores to an atomic.
     let _ = unsafe { sigaction(Signal::SIGTERM, &action) };
-    let Some(mut conn) = connect_by(Some(Instant::now() + Duration::from_secs(60))) else {
+    let Some(mut conn) = connect_by(login, Some(Instant::now() + Duration::from_secs(60))) else {
         error!("libvirt did not answer: the guests of the last run were not started (they stay recorded)");
         return 1;
     };
@@ -101,9 +102,9 @@ pub fn boot_guests(record: &Path) -> i32 {
 
 /// `stop-guests`: within `policy.shutdown_timeout` from now, reach libvirt (init is bringing
 /// back any daemon that is down) and stop every guest as the policy says.
-pub fn stop_guests(record: &Path, policy: &Policy) -> i32 {
+pub fn stop_guests(record: &Path, policy: &Policy, login: Option<&Login>) -> i32 {
     let start = Instant::now();
-    let Some(mut conn) = connect_by(Some(start + policy.shutdown_timeout)) else {
+    let Some(mut conn) = connect_by(login, Some(start + policy.shutdown_timeout)) else {
         error!(
             budget = ?policy.shutdown_timeout,
             "libvirt did not answer in time: the guests could not be shut down cleanly (their record is kept)"
@@ -136,9 +137,9 @@ pub fn stop_guests(record: &Path, policy: &Policy) -> i32 {
 }
 
 /// `version`: libvirt's version as `X.Y.Z`, from a real call.
-pub fn version() -> Result<String> {
-    let mut conn =
-        connect().map_err(|e| anyhow::anyhow!("libvirt does not answer on {}: {e}", super::URI))?;
+pub fn version(login: Option<&Login>) -> Result<String> {
+    let mut conn = connect(login)
+        .map_err(|e| anyhow::anyhow!("libvirt does not answer on {}: {e}", super::URI))?;
     let version = conn.get_lib_version();
     close(&mut conn);
     let version = version?;

@@ -91,6 +91,7 @@ fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
     let app = Appliance {
         name: vols.prefix.clone(),
         vols: &vols,
+        uri_extra: String::new(),
     };
 
     let host = HostSide::new();
@@ -173,6 +174,7 @@ fn appliance_up_systemd_variant_serves_virsh_and_a_rerun_keeps_the_guests() {
     let app = Appliance {
         name: vols.prefix.clone(),
         vols: &vols,
+        uri_extra: String::new(),
     };
     let host = HostSide::new();
     let said = appliance_up_variant(&vols, &host, "systemd");
@@ -207,6 +209,7 @@ fn appliance_up_overrides_only_the_limits_this_host_cannot_give_and_says_why() {
     let app = Appliance {
         name: vols.prefix.clone(),
         vols: &vols,
+        uri_extra: String::new(),
     };
     let host = HostSide::new();
     let conf = std::fs::read_to_string(host.conf()).unwrap();
@@ -265,6 +268,7 @@ fn appliance_up_fails_fast_and_says_why_when_the_container_cannot_start() {
     let _app = Appliance {
         name: vols.prefix.clone(),
         vols: &vols,
+        uri_extra: String::new(),
     };
     let host = HostSide::new();
     let started = std::time::Instant::now();

@@ -213,12 +213,16 @@ pub struct Opts<'a> {
     pub init_args: &'a [&'a str],
     /// Leave out `--device /dev/kvm` (the hook gives it instead).
     pub no_kvm_device: bool,
+    /// A libvirt client auth file (SASL credentials) host virsh logs in with.
+    pub auth_file: Option<&'a std::path::Path>,
 }
 
 /// One appliance container; removed on drop.
 pub struct Appliance<'v> {
     pub name: String,
     pub vols: &'v Volumes,
+    /// Appended to host virsh's URI (`&authfile=…`).
+    pub uri_extra: String,
 }
 
 impl<'v> Appliance<'v> {
@@ -238,13 +242,22 @@ impl<'v> Appliance<'v> {
         args.extend(opts.init_args.iter().map(|s| s.to_string()));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         podman_ok(&argv);
-        Appliance { name, vols }
+        let uri_extra = opts
+            .auth_file
+            .map(|f| format!("&authfile={}", f.display()))
+            .unwrap_or_default();
+        Appliance {
+            name,
+            vols,
+            uri_extra,
+        }
     }
 
     pub fn virsh(&self, args: &[&str]) -> Output {
         let uri = format!(
-            "qemu+unix:///system?socket={}",
-            self.vols.socket().display()
+            "qemu+unix:///system?socket={}{}",
+            self.vols.socket().display(),
+            self.uri_extra
         );
         Command::new("virsh")
             .arg("-c")
@@ -506,5 +519,62 @@ pub fn write_hook_definitions(
             "stages": [stage],
         });
         std::fs::write(dir.join(file), def.to_string()).unwrap();
+    }
+}
+
+/// What init's own libvirt work must do under any access setting (tests/e2e/access.rs, and the
+/// polkit test): libvirt counts as ready (`virtpod health` ok), a running guest gets ACPI at
+/// `podman stop` and is recorded, and the next start brings it back. A guest `g` the caller
+/// already started is used as it is (the polkit test starts it as a host user).
+pub fn init_keeps_guests_across_a_stop(app: &Appliance, stop_args: &[&str]) {
+    wait_for(
+        "init to count libvirt as ready",
+        Duration::from_secs(60),
+        || app.logs().contains("libvirt answers: ready"),
+    );
+    let (ok, health) = app.health();
+    assert!(ok, "virtpod health: {health}\n{}", app.logs());
+    if app.domstate("g") != "running" {
+        app.boot_guest("g");
+    }
+
+    let mut stop = vec!["stop"];
+    stop.extend_from_slice(stop_args);
+    stop.push(&app.name);
+    podman_ok(&stop);
+    assert_eq!(app.state("ExitCode"), "0", "{}", app.logs());
+    assert!(
+        app.console("g").contains(GUEST_POWER_BUTTON),
+        "the guest was not shut down through ACPI:\n{}\n--- init ---\n{}",
+        app.console("g"),
+        app.logs()
+    );
+    let record = std::fs::read_to_string(app.vols.host_path("lib", "virtpod/running-guests.json"))
+        .unwrap_or_default();
+    assert!(
+        record.contains("\"g\""),
+        "the running guest is not in the record: {record:?}\n{}",
+        app.logs()
+    );
+
+    podman_ok(&["start", &app.name]);
+    app.wait_ready();
+    wait_for("g running again", Duration::from_secs(60), || {
+        app.domstate("g") == "running"
+    });
+    app.wait_console("g", GUEST_BOOTED, 2);
+    let logs = app.logs();
+    assert!(logs.contains("started again"), "{logs}");
+    let (ok, health) = app.health();
+    assert!(ok, "virtpod health after the restart: {health}");
+    for refused in [
+        "No worthy mechs",
+        "authentication failed",
+        "authentication unavailable",
+    ] {
+        assert!(
+            !logs.contains(refused),
+            "libvirt refused init: {refused}\n{logs}"
+        );
     }
 }

@@ -513,7 +513,11 @@ fn an_empty_log_directory_is_filled_and_a_read_only_one_is_named() {
         &name,
         format!("{}:/var/log/libvirt", logdir.path().display()),
     );
-    let app = Appliance { name, vols: &vols };
+    let app = Appliance {
+        name,
+        vols: &vols,
+        uri_extra: String::new(),
+    };
     app.wait_ready();
     assert!(
         logdir.path().join("qemu").is_dir(),

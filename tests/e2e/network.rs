@@ -103,6 +103,7 @@ fn appliance_up_gives_guests_the_default_network_and_forwards_a_host_port_to_one
     let app = Appliance {
         name: vols.prefix.clone(),
         vols: &vols,
+        uri_extra: String::new(),
     };
     let host = HostSide::new();
     let port = free_port();

@@ -65,7 +65,11 @@ fn start_with<'v>(vols: &'v Volumes, image: &str) -> Appliance<'v> {
     args.extend(vols.mounts());
     args.push(image.into());
     podman_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    Appliance { name, vols }
+    Appliance {
+        name,
+        vols,
+        uri_extra: String::new(),
+    }
 }
 
 /// The test guest with DISK attached, qemu's by hand: started, booted to its console marker.

@@ -16,6 +16,7 @@
 pub mod cdi;
 pub mod device;
 pub mod doctor;
+pub mod files;
 pub mod forward;
 pub mod hook;
 pub mod hooks;

@@ -33,6 +33,7 @@ enum Command {
     Device(commands::device::Device),
     Forward(commands::forward::Forward),
     Install(commands::install::Install),
+    Uninstall(commands::install::Uninstall),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +66,6 @@ fn main() -> ExitCode {
         Command::Forward(c) => c.exec(),
         // Man pages and completions are generated from the whole command line.
         Command::Install(c) => c.exec(Cli::command()),
+        Command::Uninstall(c) => c.exec(Cli::command()),
     }
 }

@@ -1,7 +1,7 @@
 //! Verdicts from facts: pure, so each is unit-tested against the cases a user meets.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::facts::{ConfUlimits, DeviceNode, Hooks, Hotplug, Limits, Podman};
 use super::Finding;
@@ -204,10 +204,57 @@ pub fn hooks(h: &Hooks) -> Finding {
         (None, _) => Finding::warn(
             "hooks",
             format!("no virtpod hook at precreate in {dirs}: io.virtpod.device.* annotations do nothing"),
-            "`sudo virtpod install` writes its definitions into /usr/share/containers/oci/hooks.d \
-             (rootless podman also needs hooks_dir in its containers.conf)",
+            "`sudo virtpod install` writes its definitions into /usr/local/share/virtpod/oci-hooks.d \
+             and names that directory in /etc/containers/containers.conf.d/50-virtpod-hooks.conf; \
+             with CONTAINERS_CONF set podman reads no drop-in: add the directory to hooks_dir there",
         ),
     }
+}
+
+/// `precreate` files in the hooks directories buildah and CRI-O share with podman: each one
+/// fails every rootful `podman build` with a RUN step, and CRI-O's start.
+pub fn shared_hooks_dirs(found: &[(PathBuf, bool)]) -> Finding {
+    if found.is_empty() {
+        return Finding::ok(
+            "shared hooks directories",
+            "no precreate hook where buildah and CRI-O read (podman build works)",
+        );
+    }
+    let names = |ours: bool| {
+        found
+            .iter()
+            .filter(|(_, o)| *o == ours)
+            .map(|(p, _)| p.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    let (mine, others) = (names(true), names(false));
+    let mut fixes = Vec::new();
+    if !mine.is_empty() {
+        fixes.push(format!(
+            "{}: an older virtpod install's; `sudo virtpod install` (or ./appliance-up) moves it \
+             to virtpod's own directory, `sudo virtpod uninstall` removes it",
+            mine.join(", ")
+        ));
+    }
+    if !others.is_empty() {
+        fixes.push(format!(
+            "{}: another project's; move it to a directory of its own and add that directory to \
+             hooks_dir in a containers.conf.d drop-in (only podman reads hooks_dir; docs/hook.md)",
+            others.join(", ")
+        ));
+    }
+    let all: Vec<String> = found.iter().map(|(p, _)| p.display().to_string()).collect();
+    Finding::fail(
+        "shared hooks directories",
+        format!(
+            "{} use{} podman's own stage precreate where buildah and CRI-O read too: every rootful \
+             `podman build` with a RUN step fails (\"unknown stage \\\"precreate\\\"\"), and so \
+             does CRI-O's start",
+            all.join(", "),
+            if all.len() == 1 { "s" } else { "" }
+        ),
+        fixes.join("; "),
+    )
 }
 
 /// Every running container that asks for USB hotplug has its watcher.
@@ -474,5 +521,28 @@ mod tests {
         assert_eq!(f.level, super::super::Level::Fail);
         assert!(f.detail.contains("for b:"), "{}", f.detail);
         assert!(f.fix.unwrap().contains("virtpod device watch NAME"));
+    }
+
+    #[test]
+    fn precreate_in_a_shared_directory_fails_with_the_fix_for_whose_it_is() {
+        assert_eq!(shared_hooks_dirs(&[]).level, Level::Ok);
+        let f = shared_hooks_dirs(&[
+            (
+                PathBuf::from("/usr/share/containers/oci/hooks.d/virtpod-devices.json"),
+                true,
+            ),
+            (
+                PathBuf::from("/usr/share/containers/oci/hooks.d/qm-device.json"),
+                false,
+            ),
+        ]);
+        assert_eq!(f.level, Level::Fail);
+        assert!(f.detail.contains("podman build"), "{}", f.detail);
+        let fix = f.fix.unwrap();
+        assert!(
+            fix.contains("virtpod-devices.json: an older virtpod install's"),
+            "{fix}"
+        );
+        assert!(fix.contains("qm-device.json: another project's"), "{fix}");
     }
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use crate::hooks::dirs::{HookSet, Outcome};
 use crate::hooks::validate::PODMAN_EXTENSION_STAGES;
+use crate::install::containers_conf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Podman {
@@ -100,14 +101,20 @@ pub struct ConfUlimits {
     pub set: Option<(Vec<String>, PathBuf)>,
 }
 
-pub fn containers_conf_ulimits() -> ConfUlimits {
+/// The containers.conf files podman reads, in order, and CONTAINERS_CONF when it names the
+/// only one.
+pub fn containers_conf_files() -> (Vec<PathBuf>, Option<PathBuf>) {
     let override_file = std::env::var_os("CONTAINERS_CONF")
         .filter(|f| !f.is_empty())
         .map(PathBuf::from);
-    let files = match &override_file {
-        Some(f) => vec![f.clone()],
-        None => conf_files(),
-    };
+    match &override_file {
+        Some(f) => (vec![f.clone()], override_file),
+        None => (conf_files(), None),
+    }
+}
+
+pub fn containers_conf_ulimits() -> ConfUlimits {
+    let (files, override_file) = containers_conf_files();
     let mut c = ConfUlimits {
         override_file,
         ..Default::default()
@@ -122,6 +129,36 @@ pub fn containers_conf_ulimits() -> ConfUlimits {
         }
     }
     c
+}
+
+/// The `hooks_dir` podman's containers.conf files set, with the file that set it; None when
+/// none does (podman then reads its built-in directories).
+pub fn containers_conf_hooks_dirs() -> Option<(Vec<PathBuf>, PathBuf)> {
+    let (files, _) = containers_conf_files();
+    let found = containers_conf::effective(&files, |f| {
+        crate::files::read_config(f, crate::files::CONFIG_LIMIT).ok()
+    });
+    let set_by = found.set_by?;
+    Some((found.dirs.iter().map(PathBuf::from).collect(), set_by))
+}
+
+/// Files in the hooks directories buildah and CRI-O share with podman that name the
+/// `precreate` stage (podman's alone), and whether each runs `virtpod hook`.
+pub fn precreate_in_shared_dirs() -> Vec<(PathBuf, bool)> {
+    let dirs: Vec<PathBuf> = crate::hook::install::SHARED_DIRS
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    let set = HookSet::load(&dirs, PODMAN_EXTENSION_STAGES);
+    set.files
+        .iter()
+        .filter_map(|f| match &f.outcome {
+            Outcome::Valid(h) if h.stages.iter().flatten().any(|s| s == "precreate") => {
+                Some((f.path(), runs_virtpod_hook(&h.hook.args)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// `[containers] default_ulimits` of one containers.conf text, when it sets them.
@@ -141,29 +178,23 @@ fn conf_files() -> Vec<PathBuf> {
         PathBuf::from("/usr/share/containers/containers.conf"),
         PathBuf::from("/etc/containers/containers.conf"),
     ];
-    files.extend(conf_d(Path::new("/etc/containers/containers.conf.d")));
+    files.extend(containers_conf::conf_d(
+        Path::new(containers_conf::DROP_IN_DIR),
+        Path::to_path_buf,
+    ));
     if !nix::unistd::geteuid().is_root() {
         let config = std::env::var_os("XDG_CONFIG_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
         if let Some(c) = config {
             files.push(c.join("containers/containers.conf"));
-            files.extend(conf_d(&c.join("containers/containers.conf.d")));
+            files.extend(containers_conf::conf_d(
+                &c.join("containers/containers.conf.d"),
+                Path::to_path_buf,
+            ));
         }
     }
     files
-}
-
-fn conf_d(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "conf"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,12 +82,18 @@ pub fn run(o: &Options) -> Vec<Finding> {
         ));
     }
     findings.push(checks::kvm(&facts::kvm()));
-    // Without --hooks-dir, the directories this podman reads by default.
+    // Without --hooks-dir: containers.conf's hooks_dir (virtpod install's drop-in names ours
+    // there), else the directories this podman reads by default.
     let hooks_dirs = match (&podman, o.hooks_dirs.is_empty()) {
-        (Ok(p), true) => crate::hooks::default_dirs_for(&p.version),
-        _ => o.hooks_dirs.clone(),
+        (_, false) => o.hooks_dirs.clone(),
+        (podman, true) => match (facts::containers_conf_hooks_dirs(), podman) {
+            (Some((dirs, _)), _) => dirs,
+            (None, Ok(p)) => crate::hooks::default_dirs_for(&p.version),
+            (None, Err(_)) => Vec::new(),
+        },
     };
     findings.push(checks::hooks(&facts::hooks(&hooks_dirs)));
+    findings.push(checks::shared_hooks_dirs(&facts::precreate_in_shared_dirs()));
     findings.push(checks::socket(&o.socket, &facts::connect(&o.socket)));
     if podman.is_ok() {
         findings.push(checks::hotplug(&facts::hotplug()));

@@ -1,6 +1,7 @@
-//! Our hook definitions (hooks.d/ in the repository, built into the binary) written where podman
-//! reads them, with the absolute path of the installed binary. The rest of `virtpod install`
-//! is in [`crate::install`].
+//! Our hook definitions (hooks.d/ in the repository, built into the binary) written into
+//! virtpod's own hooks directory with the absolute path of the installed binary, and taken back
+//! again: `virtpod uninstall`, and an older install's copies in the directories buildah and
+//! CRI-O share with podman. The rest of `virtpod install` is in [`crate::install`].
 
 use std::fs;
 use std::path::Path;
@@ -10,10 +11,13 @@ use anyhow::{bail, Context, Result};
 use crate::hooks::dirs::{HookSet, Outcome as Loaded};
 use crate::hooks::validate::{self, Invalid, PODMAN_EXTENSION_STAGES};
 use crate::hooks::{check, schema};
-use crate::install::write::{write_atomic, Done, Outcome};
+use crate::install::write::{self, write_atomic, Done, Outcome};
 use crate::install::Layout;
 
-pub const DEFAULT_HOOKS_DIR: &str = "/usr/share/containers/oci/hooks.d";
+/// The hooks directories podman shares with buildah (every rootful RUN step), CRI-O and
+/// containerd's NRI hook injector: none of them knows the `precreate` stage, and one file that
+/// has it fails the whole directory for them ("unknown stage \"precreate\"").
+pub const SHARED_DIRS: &[&str] = crate::hooks::DEFAULT_DIRS;
 
 /// The files of hooks.d/, by name.
 pub const FILES: &[(&str, &str)] = &[
@@ -45,6 +49,17 @@ pub fn install(layout: &Layout, binary: &Path) -> Result<Vec<Done>> {
     if !binary.is_absolute() {
         bail!("the hook path must be absolute, got {}", binary.display());
     }
+    if let Some(shared) = SHARED_DIRS
+        .iter()
+        .find(|d| layout.hooks_dir == Path::new(d))
+    {
+        bail!(
+            "--hooks-dir {shared} is read by buildah and CRI-O as well, which fail on our precreate \
+             stage (every rootful `podman build` with a RUN step would fail): leave --hooks-dir \
+             out (virtpod's own directory, named to podman by a containers.conf.d drop-in), or \
+             give a directory of its own"
+        );
+    }
     let dir = layout.on_disk(&layout.hooks_dir);
     let mut done = Vec::new();
     for (name, template) in FILES {
@@ -71,6 +86,88 @@ pub fn install(layout: &Layout, binary: &Path) -> Result<Vec<Done>> {
         bail!("{} does not pass `virtpod hooks check`; podman would refuse every container:\n{report}", dir.display());
     }
     Ok(done)
+}
+
+/// Takes our definitions out of the layout's hooks directory, and the directory itself (and
+/// PREFIX/share/virtpod above it, when that is where it is) once nothing else is left there.
+pub fn uninstall(layout: &Layout) -> Result<Vec<Done>> {
+    let dir = layout.on_disk(&layout.hooks_dir);
+    let mut done = Vec::new();
+    for (name, _) in FILES {
+        let path = dir.join(name);
+        let outcome = write::remove(&path)?;
+        done.push(Done {
+            path,
+            outcome,
+            note: String::new(),
+        });
+    }
+    // Only empty directories go: rmdir refuses the rest, which is what we want.
+    if fs::remove_dir(&dir).is_ok() {
+        done.push(Done {
+            path: dir.clone(),
+            outcome: Outcome::Removed,
+            note: "empty".into(),
+        });
+        let own = layout
+            .prefix
+            .join(crate::install::paths::HOOKS_UNDER_PREFIX);
+        if layout.hooks_dir == own {
+            if let Some(parent) = dir.parent() {
+                if fs::remove_dir(parent).is_ok() {
+                    done.push(Done {
+                        path: parent.to_path_buf(),
+                        outcome: Outcome::Removed,
+                        note: "empty".into(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Our definitions as older installs wrote them into the shared directories (under the
+/// layout's root): removed, since buildah and CRI-O fail on them. Only files of our names that
+/// run `virtpod hook` are touched; another project's `precreate` file is doctor's to name.
+pub fn remove_legacy(layout: &Layout) -> Result<Vec<Done>> {
+    let mut done = Vec::new();
+    for shared in SHARED_DIRS {
+        let dir = layout.on_disk(Path::new(shared));
+        for (name, _) in FILES {
+            let path = dir.join(name);
+            if !is_ours(&path) {
+                continue;
+            }
+            let outcome = write::remove(&path)?;
+            done.push(Done {
+                path,
+                outcome,
+                note: "an older install's: buildah and CRI-O fail on its precreate stage".into(),
+            });
+        }
+    }
+    Ok(done)
+}
+
+/// A regular hook file (never followed through a symlink) that runs `virtpod hook`.
+fn is_ours(path: &Path) -> bool {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return false;
+    }
+    let Ok(hook) = fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| schema::parse(&t).map_err(|e| e.to_string()))
+    else {
+        return false;
+    };
+    hook.hook
+        .args
+        .as_ref()
+        .is_some_and(|a| a.len() >= 2 && a[0].ends_with("virtpod") && a[1] == "hook")
 }
 
 /// Under a root, hook paths name the host's files: a path missing here is looked for again
@@ -123,7 +220,7 @@ mod tests {
         Layout::new(
             root.map(Into::into),
             Some(PREFIX.into()),
-            hooks.into(),
+            Some(hooks.into()),
             Path::new("/"),
         )
         .unwrap()
@@ -143,7 +240,7 @@ mod tests {
     fn under_a_root_the_hook_path_is_the_host_one_and_found_under_the_root() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path();
-        let l = layout(Some(root), Path::new("/etc/containers/oci/hooks.d"));
+        let l = layout(Some(root), Path::new("/etc/virtpod/hooks.d"));
         // The binary only under the root, at the path the host will see without the root.
         let bin = root.join("virtpod-test-prefix/bin/virtpod");
         fs::create_dir_all(bin.parent().unwrap()).unwrap();
@@ -151,7 +248,7 @@ mod tests {
         let done = install(&l, &l.binary()).unwrap();
         assert_eq!(
             done[0].path,
-            root.join("etc/containers/oci/hooks.d/virtpod-devices.json")
+            root.join("etc/virtpod/hooks.d/virtpod-devices.json")
         );
         let hook: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&done[0].path).unwrap()).unwrap();
@@ -161,7 +258,7 @@ mod tests {
         assert!(again.iter().all(|d| d.outcome == Outcome::Unchanged));
 
         // Another package's hook running a file outside the root: reported, not a failure.
-        let other = root.join("etc/containers/oci/hooks.d/other.json");
+        let other = root.join("etc/virtpod/hooks.d/other.json");
         let def = FILES[0].1.replace("/usr/bin/virtpod", "/opt/other/hook");
         fs::write(&other, def).unwrap();
         let again = install(&l, &l.binary()).unwrap();

@@ -83,7 +83,7 @@ mod tests {
         let src = t.path().join("build");
         fs::write(&src, "binary").unwrap();
         let root = t.path().join("root");
-        let layout = Layout::new(Some(root.clone()), None, "/h".into(), t.path()).unwrap();
+        let layout = Layout::new(Some(root.clone()), None, Some("/h".into()), t.path()).unwrap();
         let source = choose(Some(&src), Path::new("/nonexistent"), Path::new("/x"));
         let done = place(&layout, &source).unwrap();
         assert_eq!(done.path, root.join("usr/local/bin/virtpod"));

@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn a_second_install_is_unchanged() {
         let t = tempfile::tempdir().unwrap();
-        let layout = Layout::new(Some(t.path().into()), None, "/h".into(), t.path()).unwrap();
+        let layout = Layout::new(Some(t.path().into()), None, Some("/h".into()), t.path()).unwrap();
         let mut first = Vec::new();
         install(&layout, &cli(), &mut |d| first.push(d)).unwrap();
         assert_eq!(first.len(), 5 + 3);

@@ -1,11 +1,14 @@
 //! `virtpod install`: virtpod's host side put onto a host, from the host itself or from an image
 //! that has the host's directories mounted under a root (DESTDIR): the binary at
-//! PREFIX/bin/virtpod ([`binary`]), our hook definitions in podman's hooks directory
-//! ([`crate::hook::install`]), man pages and shell completions under PREFIX/share ([`docs`]).
+//! PREFIX/bin/virtpod ([`binary`]), our hook definitions in virtpod's own hooks directory
+//! ([`crate::hook::install`]) and the containers.conf.d drop-in that names it to podman
+//! ([`containers_conf`]), man pages and shell completions under PREFIX/share ([`docs`]).
+//! `virtpod uninstall` takes back the same list, computed from the same options.
 //! [`paths`] maps each file to where it is written; [`write`] writes it only when it changed,
 //! atomically.
 
 pub mod binary;
+pub mod containers_conf;
 pub mod docs;
 pub mod paths;
 pub mod write;
@@ -22,11 +25,16 @@ pub use write::{Done, Outcome};
 pub struct Request {
     pub root: Option<PathBuf>,
     pub prefix: Option<PathBuf>,
-    pub hooks_dir: PathBuf,
+    /// None: PREFIX/share/virtpod/oci-hooks.d.
+    pub hooks_dir: Option<PathBuf>,
     /// The binary to copy; see [`binary::choose`].
     pub binary: Option<PathBuf>,
     /// Man pages and completions only: no binary, no hooks.
     pub docs_only: bool,
+    /// Change the host's podman configuration: our containers.conf.d drop-in, and an older
+    /// install's files out of the shared hooks directories. Off for a podman told where the
+    /// hooks are some other way (CONTAINERS_CONF, --hooks-dir).
+    pub host_conf: bool,
 }
 
 /// Installs what `req` asks for, reporting each file to `out` as it is done. `cli` is the
@@ -52,6 +60,24 @@ pub fn run(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Resu
         for done in crate::hook::install::install(&layout, &hook_binary)? {
             out(done);
         }
+        let as_user = layout.root.is_none() && !nix::unistd::geteuid().is_root();
+        if req.host_conf && as_user {
+            // A user's own install: the system's podman configuration is root's.
+            out(Done {
+                path: containers_conf::DROP_IN.into(),
+                outcome: Outcome::Skipped,
+                note: format!(
+                    "not root: name {} in hooks_dir of ~/.config/containers/containers.conf \
+                     (rootless podman), or run as root",
+                    layout.hooks_dir.display()
+                ),
+            });
+        } else if req.host_conf {
+            out(write_drop_in(&layout)?);
+            for done in crate::hook::install::remove_legacy(&layout)? {
+                out(done);
+            }
+        }
     }
     match docs::install(&layout, cli, out) {
         // Nobody asked for them by name: a user installing the hooks for rootless podman into a
@@ -71,6 +97,106 @@ pub fn run(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Resu
     }
 }
 
+/// Our drop-in, naming the layout's hooks directory after the directories podman read before
+/// it. A drop-in that sorts after ours and sets `hooks_dir` without our directory would hide
+/// it: said in the note (and by `virtpod doctor`).
+fn write_drop_in(layout: &Layout) -> Result<Done> {
+    use containers_conf::{conf_d, effective, system_files, DROP_IN, DROP_IN_DIR};
+    let on_disk = |p: &Path| layout.on_disk(p);
+    let ours = Path::new(DROP_IN);
+    let read = |p: &Path| std::fs::read_to_string(layout.on_disk(p)).ok();
+    let before: Vec<PathBuf> = system_files(on_disk)
+        .into_iter()
+        .filter(|f| f.as_path() < ours || !f.starts_with(DROP_IN_DIR))
+        .filter(|f| f != ours)
+        .collect();
+    let text = containers_conf::drop_in(&effective(&before, read).dirs, &layout.hooks_dir);
+    let path = layout.on_disk(ours);
+    let outcome = write::write_atomic(
+        &path,
+        text.as_bytes(),
+        0o644,
+        "run as root (sudo), or pass --no-host-conf and name the hooks directory to podman \
+         yourself (hooks_dir in containers.conf, or podman --hooks-dir)",
+    )?;
+    let later = conf_d(Path::new(DROP_IN_DIR), on_disk)
+        .into_iter()
+        .filter(|f| f.as_path() > ours)
+        .find(|f| {
+            read(f)
+                .as_deref()
+                .and_then(containers_conf::hooks_dir)
+                .is_some_and(|d| !d.iter().any(|d| Path::new(d) == layout.hooks_dir))
+        });
+    let note = match later {
+        Some(f) => format!(
+            "podman reads {} through hooks_dir; but {} sets hooks_dir after it without that \
+             directory, so podman will not run the hook: add it there",
+            layout.hooks_dir.display(),
+            f.display()
+        ),
+        None => format!(
+            "podman reads {} through hooks_dir",
+            layout.hooks_dir.display()
+        ),
+    };
+    Ok(Done {
+        path,
+        outcome,
+        note,
+    })
+}
+
+/// `virtpod uninstall`: takes back what `run` writes for the same request, and nothing else.
+/// The binary goes only when `run` would have placed it; the drop-in only when it is ours.
+pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Result<()> {
+    let cwd = std::env::current_dir().context("finding the current directory")?;
+    let placed = req.root.is_some() || req.prefix.is_some();
+    let layout = Layout::new(req.root, req.prefix, req.hooks_dir, &cwd)?;
+    let take = |path: PathBuf, note: &str, out: &mut dyn FnMut(Done)| -> Result<()> {
+        let path = layout.on_disk(&path);
+        let outcome = write::remove(&path)?;
+        out(Done {
+            path,
+            outcome,
+            note: note.into(),
+        });
+        Ok(())
+    };
+    if !req.docs_only {
+        if placed {
+            take(layout.binary(), "", out)?;
+        }
+        for done in crate::hook::install::uninstall(&layout)? {
+            out(done);
+        }
+        if req.host_conf {
+            let drop_in = layout.on_disk(Path::new(containers_conf::DROP_IN));
+            let ours = std::fs::read_to_string(&drop_in)
+                .is_ok_and(|t| t.starts_with(containers_conf::MARK));
+            if ours {
+                take(containers_conf::DROP_IN.into(), "", out)?;
+            } else if drop_in.exists() {
+                out(Done {
+                    path: drop_in,
+                    outcome: Outcome::Skipped,
+                    note: "not written by virtpod install: left as it is".into(),
+                });
+            }
+            for done in crate::hook::install::remove_legacy(&layout)? {
+                out(done);
+            }
+        }
+    }
+    for (name, _) in docs::man_pages(cli.clone())? {
+        take(layout.man1().join(name), "", out)?;
+    }
+    for (_, file) in layout.completions() {
+        take(file, "", out)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,9 +205,10 @@ mod tests {
         Request {
             root: root.map(Into::into),
             prefix: None,
-            hooks_dir: "/etc/containers/oci/hooks.d".into(),
+            hooks_dir: None,
             binary: binary.map(Into::into),
             docs_only: false,
+            host_conf: true,
         }
     }
 
@@ -97,37 +224,142 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let (root, build) = (t.path().join("host"), t.path().join("build"));
         std::fs::write(&build, "a static build").unwrap();
+        let r = root.display();
+        let own = format!("{r}/usr/local/share/virtpod/oci-hooks.d");
         let first = run_lines(request(Some(&root), Some(&build))).unwrap();
         let shown: Vec<String> = first.iter().map(|d| d.to_string()).collect();
         assert_eq!(
-            shown[..4],
+            shown[..5],
             [
                 format!(
-                    "wrote {}/usr/local/bin/virtpod (copy of {}, --binary)",
-                    root.display(),
+                    "wrote {r}/usr/local/bin/virtpod (copy of {}, --binary)",
                     build.display()
                 ),
+                format!("wrote {own}/virtpod-devices.json (runs /usr/local/bin/virtpod)"),
+                format!("wrote {own}/virtpod-devices-poststop.json (runs /usr/local/bin/virtpod)"),
+                format!("wrote {own}/virtpod-usb-hotplug.json (runs /usr/local/bin/virtpod)"),
                 format!(
-                    "wrote {}/etc/containers/oci/hooks.d/virtpod-devices.json (runs /usr/local/bin/virtpod)",
-                    root.display()
-                ),
-                format!(
-                    "wrote {}/etc/containers/oci/hooks.d/virtpod-devices-poststop.json (runs /usr/local/bin/virtpod)",
-                    root.display()
-                ),
-                format!(
-                    "wrote {}/etc/containers/oci/hooks.d/virtpod-usb-hotplug.json (runs /usr/local/bin/virtpod)",
-                    root.display()
+                    "wrote {r}/etc/containers/containers.conf.d/50-virtpod-hooks.conf \
+                     (podman reads /usr/local/share/virtpod/oci-hooks.d through hooks_dir)"
                 ),
             ]
         );
+        let drop_in = std::fs::read_to_string(
+            root.join("etc/containers/containers.conf.d/50-virtpod-hooks.conf"),
+        )
+        .unwrap();
+        assert_eq!(
+            containers_conf::hooks_dir(&drop_in).unwrap(),
+            [
+                "/usr/share/containers/oci/hooks.d",
+                "/usr/local/share/virtpod/oci-hooks.d"
+            ]
+        );
         // virtpod.1, virtpod-hook.1, bash, zsh, fish.
-        assert_eq!(first.len(), 4 + 2 + 3, "{shown:#?}");
+        assert_eq!(first.len(), 5 + 2 + 3, "{shown:#?}");
         let again = run_lines(request(Some(&root), Some(&build))).unwrap();
         assert_eq!(again.len(), first.len());
         assert!(
             again.iter().all(|d| d.outcome == Outcome::Unchanged),
             "{again:#?}"
+        );
+        let uninstall_lines = |req| {
+            let cli = clap::Command::new("virtpod").subcommand(clap::Command::new("hook"));
+            let mut lines = Vec::new();
+            uninstall(req, &cli, &mut |d| lines.push(d.to_string())).unwrap();
+            lines
+        };
+        let removed = uninstall_lines(request(Some(&root), None));
+        assert!(
+            removed.iter().all(|l| l.starts_with("removed ")),
+            "{removed:#?}"
+        );
+        // Every file, and the two directories of virtpod's own that held the hooks.
+        assert_eq!(removed.len(), first.len() + 2, "{removed:#?}");
+        let left: Vec<_> = walk(&root).into_iter().filter(|p| p.is_file()).collect();
+        assert!(left.is_empty(), "{left:#?}");
+        let twice = uninstall_lines(request(Some(&root), None));
+        assert!(twice.iter().all(|l| l.starts_with("absent ")), "{twice:#?}");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut all = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            all.push(e.path());
+            if e.path().is_dir() {
+                all.extend(walk(&e.path()));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn an_older_install_in_the_shared_directory_is_moved_and_others_are_left() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("host");
+        let shared = root.join("usr/share/containers/oci/hooks.d");
+        std::fs::create_dir_all(&shared).unwrap();
+        let old = crate::hook::install::render(
+            crate::hook::install::FILES[0].1,
+            Path::new("/usr/local/bin/virtpod"),
+        )
+        .unwrap();
+        std::fs::write(shared.join("virtpod-devices.json"), old).unwrap();
+        let other = r#"{"version":"1.0.0","hook":{"path":"/usr/bin/qm-hook"},"when":{"always":true},"stages":["precreate"]}"#;
+        std::fs::write(shared.join("virtpod-devices-poststop.json"), other).unwrap();
+        let lines: Vec<String> = run_lines(request(Some(&root), Some(Path::new("/bin/true"))))
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        assert!(
+            lines.contains(&format!(
+                "removed {}/virtpod-devices.json (an older install's: buildah and CRI-O fail on its precreate stage)",
+                shared.display()
+            )),
+            "{lines:#?}"
+        );
+        assert!(
+            shared.join("virtpod-devices-poststop.json").exists(),
+            "not ours (it runs another program): left"
+        );
+    }
+
+    #[test]
+    fn the_shared_hooks_directories_are_refused_with_the_reason() {
+        let t = tempfile::tempdir().unwrap();
+        let mut req = request(Some(t.path()), Some(Path::new("/bin/true")));
+        req.hooks_dir = Some("/usr/share/containers/oci/hooks.d".into());
+        let e = run_lines(req).unwrap_err().to_string();
+        assert!(e.contains("buildah and CRI-O"), "{e}");
+    }
+
+    #[test]
+    fn a_later_drop_in_that_hides_our_directory_is_said() {
+        let t = tempfile::tempdir().unwrap();
+        let conf_d = t.path().join("etc/containers/containers.conf.d");
+        std::fs::create_dir_all(&conf_d).unwrap();
+        std::fs::write(
+            conf_d.join("10-admin.conf"),
+            "[engine]\nhooks_dir = [\"/opt/hooks\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            conf_d.join("90-late.conf"),
+            "[engine]\nhooks_dir = [\"/late\"]\n",
+        )
+        .unwrap();
+        let lines = run_lines(request(Some(t.path()), Some(Path::new("/bin/true")))).unwrap();
+        let drop_in = lines
+            .iter()
+            .find(|d| d.path.ends_with("50-virtpod-hooks.conf"))
+            .unwrap();
+        assert!(drop_in.note.contains("90-late.conf"), "{drop_in}");
+        let text = std::fs::read_to_string(&drop_in.path).unwrap();
+        assert_eq!(
+            containers_conf::hooks_dir(&text).unwrap(),
+            ["/opt/hooks", "/usr/local/share/virtpod/oci-hooks.d"],
+            "the admin's earlier list is kept"
         );
     }
 
@@ -149,5 +381,6 @@ mod tests {
         assert_eq!(lines.len(), 2 + 3);
         assert!(!t.path().join("usr/local/bin").exists());
         assert!(!t.path().join("etc").exists());
+        assert!(!t.path().join("usr/local/share/virtpod").exists());
     }
 }

@@ -10,6 +10,10 @@ use clap_complete::aot::Shell;
 /// Where the binary, man pages and completions go when no `--prefix` is given.
 pub const DEFAULT_PREFIX: &str = "/usr/local";
 
+/// virtpod's own hooks directory under the prefix when no `--hooks-dir` is given: read by
+/// podman through containers.conf's `hooks_dir`, by nothing else (containers_conf.rs says why).
+pub const HOOKS_UNDER_PREFIX: &str = "share/virtpod/oci-hooks.d";
+
 /// The shells we write completions for, and where each one looks under a prefix.
 pub const COMPLETIONS: &[(Shell, &str)] = &[
     (Shell::Bash, "share/bash-completion/completions/virtpod"),
@@ -30,13 +34,15 @@ pub struct Layout {
 impl Layout {
     /// Relative paths are taken from `cwd` on the host itself. Under a root they are refused:
     /// they name the host's paths, and the host has no current directory to resolve them from.
+    /// The hooks directory defaults to PREFIX/share/virtpod/oci-hooks.d.
     pub fn new(
         root: Option<PathBuf>,
         prefix: Option<PathBuf>,
-        hooks_dir: PathBuf,
+        hooks_dir: Option<PathBuf>,
         cwd: &Path,
     ) -> Result<Layout> {
         let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.into());
+        let hooks_dir = hooks_dir.unwrap_or_else(|| prefix.join(HOOKS_UNDER_PREFIX));
         if root.is_some() {
             for (flag, path) in [("--prefix", &prefix), ("--hooks-dir", &hooks_dir)] {
                 if !path.is_absolute() {
@@ -92,9 +98,20 @@ mod tests {
         Layout::new(
             root.map(PathBuf::from),
             prefix.map(PathBuf::from),
-            hooks.into(),
+            Some(hooks.into()),
             Path::new("/work"),
         )
+    }
+
+    #[test]
+    fn the_hooks_directory_defaults_to_virtpods_own_under_the_prefix() {
+        let l = Layout::new(Some("/host".into()), None, None, Path::new("/work")).unwrap();
+        assert_eq!(
+            l.hooks_dir,
+            Path::new("/usr/local/share/virtpod/oci-hooks.d")
+        );
+        let l = Layout::new(None, Some("/opt/vp".into()), None, Path::new("/work")).unwrap();
+        assert_eq!(l.hooks_dir, Path::new("/opt/vp/share/virtpod/oci-hooks.d"));
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub enum Outcome {
     Skipped,
     /// Another package's file we could not check (see `hook::install`).
     Unchecked,
+    /// Taken away (`virtpod uninstall`, or an older install's file in a shared directory).
+    Removed,
+    /// Nothing there to take away.
+    Absent,
 }
 
 /// One line of `virtpod install`'s output: a file (as written, under the root), what happened
@@ -35,6 +39,8 @@ impl fmt::Display for Done {
             Outcome::Unchanged => "unchanged",
             Outcome::Skipped => "skipped",
             Outcome::Unchecked => "unchecked",
+            Outcome::Removed => "removed",
+            Outcome::Absent => "absent",
         };
         write!(f, "{verb} {}", self.path.display())?;
         if !self.note.is_empty() {
@@ -108,6 +114,22 @@ fn write_new(tmp: &Path, content: &[u8], mode: u32) -> Result<()> {
         .and_then(|()| file.set_permissions(fs::Permissions::from_mode(mode)))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("cannot write {}", tmp.display()))
+}
+
+/// Removes the file at `path` (a symlink itself, never what it points to): `Removed`, or
+/// `Absent` when nothing is there. A directory is refused, never emptied.
+pub fn remove(path: &Path) -> Result<Outcome> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Outcome::Absent),
+        Err(e) => Err(e).with_context(|| format!("cannot look at {}", path.display())),
+        Ok(m) if m.is_dir() => Err(anyhow!(
+            "{} is a directory, not the file virtpod install writes: left as it is",
+            path.display()
+        )),
+        Ok(_) => fs::remove_file(path)
+            .map(|()| Outcome::Removed)
+            .with_context(|| format!("cannot remove {} (run as root: sudo)", path.display())),
+    }
 }
 
 #[cfg(test)]

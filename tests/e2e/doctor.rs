@@ -31,6 +31,7 @@ fn doctor_passes_with_the_appliance_running_and_the_hook_installed() {
     let hooks = tmp.path().join("hooks.d");
     let out = Command::new(host_bin())
         .arg("install")
+        .arg("--no-host-conf")
         .arg("--hooks-dir")
         .arg(&hooks)
         .arg("--prefix")

@@ -33,7 +33,8 @@ impl Hooks {
     fn installed() -> Hooks {
         let tmp = tempfile::tempdir().unwrap();
         let out = Command::new(host_bin())
-            .args(["install", "--hooks-dir"])
+            // The test's podman is told the directory with --hooks-dir: no drop-in in /etc.
+            .args(["install", "--no-host-conf", "--hooks-dir"])
             .arg(tmp.path().join("hooks.d"))
             .arg("--prefix")
             .arg(tmp.path().join("prefix"))

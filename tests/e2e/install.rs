@@ -10,16 +10,22 @@ use std::process::{Command, Output};
 
 use crate::harness::*;
 
-const HOOKS_DIR: &str = "/etc/containers/oci/hooks.d";
+/// virtpod's own hooks directory, the default under the prefix.
+const HOOKS_DIR: &str = "/usr/local/share/virtpod/oci-hooks.d";
 
 fn install(root: &Path) -> Output {
+    place("install", root)
+}
+
+/// `virtpod install` or `uninstall`, with the same options.
+fn place(command: &str, root: &Path) -> Output {
     Command::new(host_bin())
-        .arg("install")
+        .arg(command)
         .arg("--root")
         .arg(root)
-        .args(["--prefix", "/usr/local", "--hooks-dir", HOOKS_DIR])
+        .args(["--prefix", "/usr/local"])
         .output()
-        .expect("running virtpod install")
+        .unwrap_or_else(|e| panic!("running virtpod {command}: {e}"))
 }
 
 fn stdout_lines(out: &Output) -> Vec<String> {
@@ -127,6 +133,47 @@ fn install_under_a_root_gives_the_host_man_pages_completion_and_working_hooks() 
             text(&again)
         );
     }
+
+    // The drop-in names our directory after podman's default, for podman alone.
+    let drop_in =
+        fs::read_to_string(root.join("etc/containers/containers.conf.d/50-virtpod-hooks.conf"))
+            .unwrap();
+    assert!(
+        drop_in.contains(&format!(
+            "hooks_dir = [\"/usr/share/containers/oci/hooks.d\", \"{HOOKS_DIR}\"]"
+        )),
+        "{drop_in}"
+    );
+
+    // uninstall with the same options takes back every file it wrote, and leaves no file.
+    let out = place("uninstall", root);
+    assert!(out.status.success(), "{}", text(&out));
+    let removed = stdout_lines(&out);
+    for line in &lines {
+        let path = line
+            .strip_prefix("wrote ")
+            .and_then(|l| l.split(" (").next())
+            .unwrap();
+        assert!(
+            removed
+                .iter()
+                .any(|r| r.starts_with(&format!("removed {path}"))),
+            "{path} not removed: {}",
+            text(&out)
+        );
+    }
+    let mut left = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                left.push(e.path());
+            }
+        }
+    }
+    assert!(left.is_empty(), "left behind: {left:#?}");
 }
 
 #[test]

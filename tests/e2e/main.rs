@@ -1,6 +1,7 @@
 //! End-to-end tests: real podman, real libvirtd in the appliance container, real virsh on the
 //! host, a real Linux guest. `tests/run` prepares what they need (tests/prepare) and runs them.
 
+mod access;
 mod cdi;
 mod clients;
 mod cockpit;
@@ -18,4 +19,5 @@ mod network;
 mod owners;
 mod polkit;
 mod quadlet;
+mod realhost;
 mod socket;

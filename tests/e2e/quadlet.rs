@@ -290,6 +290,26 @@ fn quadlet_generated_units_pass_systemd_analyze_verify_without_a_warning() {
     }
 }
 
+/// Each cgroup file system mounted under this machine's /sys/fs/cgroup (v1 hierarchies and
+/// the cgroup2 one), by mount point.
+fn host_cgroup_hierarchies() -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let found: Vec<String> = mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, target, fstype) = (f.next()?, f.next()?, f.next()?);
+            (target.starts_with("/sys/fs/cgroup/") && fstype.starts_with("cgroup"))
+                .then(|| target.to_string())
+        })
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "no cgroup hierarchy under /sys/fs/cgroup:\n{mounts}"
+    );
+    found
+}
+
 /// The user of the user install in the trixie host (scripts/quadlet-host-image).
 const USER_UID: u32 = 1000;
 
@@ -329,9 +349,12 @@ impl TrixieHost {
         let quadlet = format!("{}:/mnt/quadlet:ro", repo().join("quadlet").display());
         // These machines' cgroups are v1 (hybrid): systemd 257 runs there only when told
         // (SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1, which a container's systemd reads from its own
-        // arguments), and the host's hierarchy is mounted whole (cgroupns=host) so that the
-        // paths podman inside reads in /proc/self/cgroup exist under /sys/fs/cgroup.
-        podman_ok(&[
+        // arguments), and each of the host's hierarchies is mounted whole (cgroupns=host) so
+        // that the paths podman inside reads in /proc/self/cgroup exist under /sys/fs/cgroup.
+        // They sit on a tmpfs of the container's own, never on the host's /sys/fs/cgroup: the
+        // systemd inside remounts that tmpfs read-only and makes directories in it, which on the
+        // host's own superblock broke every later `podman run` on the machine.
+        let mut args: Vec<String> = [
             "run",
             "-d",
             "--name",
@@ -339,18 +362,33 @@ impl TrixieHost {
             "--privileged",
             "--systemd=always",
             "--cgroupns=host",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "-v",
-            &storage,
-            "-v",
-            &user_storage,
-            "-v",
-            &quadlet,
-            &image,
-            "/sbin/init",
-            "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1",
-        ]);
+            "--mount",
+            "type=tmpfs,destination=/sys/fs/cgroup",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for hierarchy in host_cgroup_hierarchies() {
+            args.push("-v".into());
+            args.push(format!("{hierarchy}:{hierarchy}:rw"));
+        }
+        args.extend(
+            [
+                "-v",
+                &storage,
+                "-v",
+                &user_storage,
+                "-v",
+                &quadlet,
+                &image,
+                "/sbin/init",
+                "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        podman_ok(&argv);
         // Until systemd listens, systemctl cannot even connect; then --wait for the boot.
         wait_for(
             "systemd in the trixie host",
@@ -537,14 +575,13 @@ fn start_stop_story(user: bool) {
         // The host side from the image, as docs/modes.md says: the hook the unit's annotations
         // ask for /dev/kvm and /dev/net/tun.
         let said = sh(&format!(
-            "mkdir -p /usr/share/containers/oci/hooks.d && \
-             podman run --rm --network none -v /usr/local:/host/usr/local \
-             -v /usr/share/containers/oci/hooks.d:/host/usr/share/containers/oci/hooks.d \
-             --entrypoint /usr/bin/virtpod {DEFAULT_IMAGE} \
-             install --root /host --hooks-dir /usr/share/containers/oci/hooks.d 2>&1"
+            "podman run --rm --network none -v /usr/local:/host/usr/local \
+             -v /etc/containers:/host/etc/containers \
+             -v /usr/share/containers:/host/usr/share/containers \
+             --entrypoint /usr/bin/virtpod {DEFAULT_IMAGE} install --root /host 2>&1"
         ));
         assert!(
-            said.contains("wrote /host/usr/share/containers/oci/hooks.d/virtpod-devices.json"),
+            said.contains("wrote /host/usr/local/share/virtpod/oci-hooks.d/virtpod-devices.json"),
             "{said}"
         );
         sh("cp /mnt/quadlet/system/* /etc/containers/systemd/ && systemctl daemon-reload");

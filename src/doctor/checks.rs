@@ -149,10 +149,11 @@ pub fn kvm(node: &io::Result<DeviceNode>) -> Finding {
         ),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Finding::fail(
             "kvm",
-            "/dev/kvm does not exist: guests would run under TCG only (many times slower), and \
-             compose.yaml's `devices: [/dev/kvm]` makes `podman-compose up` fail",
+            "/dev/kvm does not exist: the appliance's io.virtpod.device.kvm=true cannot be given, \
+             so `./appliance-up` and compose.yaml's container refuse to start",
             "enable virtualization in the firmware (or nested virtualization on a VM host) and \
-             load kvm_intel or kvm_amd; or remove `devices` from compose.yaml to run under TCG",
+             load kvm_intel or kvm_amd; or run guests under TCG only (many times slower): \
+             VIRTPOD_KVM=false ./appliance-up",
         ),
         Err(e) => Finding::fail("kvm", format!("cannot read /dev/kvm: {e}"), "run as root"),
     }

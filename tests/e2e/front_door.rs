@@ -162,6 +162,32 @@ fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
     assert_ne!(first, second, "the container was not replaced");
     app.wait_console("g", GUEST_BOOTED, 2);
     assert_eq!(app.domstate("g"), "running");
+
+    // The stop command it prints works when pasted as printed (here with this machine's
+    // --podman-run-args, which once broke it): the guest gets ACPI, the container goes.
+    let said = String::from_utf8_lossy(&again.stdout).into_owned();
+    let presses = app.console("g").matches(GUEST_POWER_BUTTON).count();
+    let stop = said
+        .lines()
+        .find_map(|l| l.strip_prefix("Stop it (here, beside compose.yaml): "))
+        .unwrap_or_else(|| panic!("no stop command in:\n{said}"));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(stop)
+        .current_dir(repo())
+        .env("CONTAINERS_CONF", host.conf())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{stop}: {}", text(&out));
+    assert_eq!(
+        app.console("g").matches(GUEST_POWER_BUTTON).count(),
+        presses + 1,
+        "{stop}: the guest was not shut down through ACPI"
+    );
+    assert!(
+        !podman(&["container", "exists", &app.name]).status.success(),
+        "{stop}: the container is still there"
+    );
 }
 
 /// VIRTPOD_VARIANT=systemd: compose.yaml with compose.systemd.yaml, systemd as PID 1; a re-run

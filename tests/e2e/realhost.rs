@@ -140,3 +140,100 @@ fn install_into_the_default_places_keeps_podman_build_working_and_uninstall_leav
     );
     assert!(said.contains("== end"), "{said}");
 }
+
+/// `./appliance-up` on the cgroup v2 host, as a user there runs it (the image loaded, not built:
+/// VIRTPOD_BUILD=false; no /dev/kvm: VIRTPOD_KVM=false), under crun and runc with podman's
+/// systemd and cgroupfs managers. Under the first a TCG guest boots and `podman stop` shuts it
+/// down by ACPI before the daemons; under each, host virsh reaches libvirt and the stop ends
+/// with init's exit code 0. (The rig has one CPU: a guest boot takes about a minute there, so
+/// the other three combinations start no guest.)
+const APPLIANCE_MATRIX: &str = r#"
+set -u
+export VIRTPOD_BUILD=false VIRTPOD_KVM=false VIRTPOD_SHUTDOWN_TIMEOUT=60
+uri='qemu+unix:///system?socket=/run/virtpod/libvirt-sock'
+first=yes
+for combo in "crun systemd" "runc systemd" "crun cgroupfs" "runc cgroupfs"; do
+    set -- $combo
+    printf '[engine]\nruntime = "%s"\ncgroup_manager = "%s"\n' "$1" "$2" \
+        >/etc/containers/containers.conf.d/20-realhost-combo.conf
+    echo "== $1 $2"
+    if ! ./appliance-up >/tmp/up.log 2>&1; then
+        echo "appliance-up failed:"; cat /tmp/up.log; podman logs virtpod 2>&1 | tail -n 30; continue
+    fi
+    podman inspect --format 'container: {{.OCIRuntime}} {{.HostConfig.CgroupManager}}' virtpod
+    virsh -c "$uri" list --all >/dev/null && echo "virsh: ok"
+    if [ $first = yes ]; then
+        first=no
+        podman cp "$REALHOST_CHECKOUT/target/e2e/guest/vmlinuz" virtpod:/var/lib/libvirt/images/vmlinuz
+        podman cp "$REALHOST_CHECKOUT/target/e2e/guest/initrd.img" virtpod:/var/lib/libvirt/images/initrd.img
+        virsh -c "$uri" define /dev/stdin <<END >/dev/null
+GUEST_XML
+END
+        virsh -c "$uri" start g >/dev/null && echo "guest: started"
+        for _ in $(seq 60); do
+            podman exec virtpod grep -q VIRTPOD-GUEST-BOOTED /var/log/libvirt/qemu/g-serial.log 2>/dev/null \
+                && { echo "guest: booted"; break; }
+            sleep 5
+        done
+    fi
+    podman stop -t 120 virtpod >/dev/null
+    echo "exit code: $(podman inspect --format '{{.State.ExitCode}}' virtpod)"
+    podman logs virtpod 2>&1 | grep -E 'guest shut down|stopping service=|stopped code=' | sed 's/^/init: /'
+    # Its volumes too: the next combination starts with no guest to bring back.
+    podman-compose -p virtpod -f compose.yaml down -v -t 120 >/dev/null 2>&1
+done
+echo "== end"
+"#;
+
+#[test]
+fn appliance_up_on_cgroup_v2_under_crun_and_runc_with_both_cgroup_managers() {
+    require_prepared();
+    let script = APPLIANCE_MATRIX.replace("GUEST_XML", &guest_xml("g", "qemu"));
+    let out = Command::new(repo().join("scripts/realhost"))
+        .env("CONTAINERS_CONF", repo().join("tests/containers.conf"))
+        .args(["--image", DEFAULT_IMAGE, "--", "bash", "-c", &script])
+        .output()
+        .expect("running scripts/realhost");
+    let said = text(&out);
+    assert!(out.status.success() && said.contains("== end"), "{said}");
+    let mut first = true;
+    for (runtime, manager) in [
+        ("crun", "systemd"),
+        ("runc", "systemd"),
+        ("crun", "cgroupfs"),
+        ("runc", "cgroupfs"),
+    ] {
+        let start = said
+            .find(&format!("== {runtime} {manager}\n"))
+            .unwrap_or_else(|| panic!("{runtime} {manager} did not run:\n{said}"));
+        let rest = &said[start..];
+        let part = &rest[..rest[3..].find("\n== ").map_or(rest.len(), |i| i + 3)];
+        assert!(
+            part.contains(&format!("container: {runtime} {manager}")),
+            "{runtime} {manager}:\n{part}"
+        );
+        assert!(part.contains("virsh: ok"), "{runtime} {manager}:\n{part}");
+        assert!(
+            part.contains("exit code: 0"),
+            "{runtime} {manager}:\n{part}"
+        );
+        assert!(
+            part.contains("init: ") && part.contains("stopped code=0"),
+            "{runtime} {manager}:\n{part}"
+        );
+        if first {
+            first = false;
+            assert!(part.contains("guest: booted"), "{part}");
+            let shut = part.find("guest shut down guest=\"g\"").unwrap_or_else(|| {
+                panic!("the guest was not shut down by ACPI at the stop:\n{part}")
+            });
+            let daemon = part
+                .find("stopping service=\"libvirtd\"")
+                .unwrap_or_else(|| panic!("{part}"));
+            assert!(
+                shut < daemon,
+                "the daemons stopped before the guest:\n{part}"
+            );
+        }
+    }
+}

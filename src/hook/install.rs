@@ -88,8 +88,8 @@ pub fn install(layout: &Layout, binary: &Path) -> Result<Vec<Done>> {
     Ok(done)
 }
 
-/// Takes our definitions out of the layout's hooks directory, and the directory itself (and
-/// PREFIX/share/virtpod above it, when that is where it is) once nothing else is left there.
+/// Takes our definitions out of the layout's hooks directory, and, when that is virtpod's own
+/// (PREFIX/share/virtpod/oci-hooks.d), the directory and PREFIX/share/virtpod once empty.
 pub fn uninstall(layout: &Layout) -> Result<Vec<Done>> {
     let dir = layout.on_disk(&layout.hooks_dir);
     let mut done = Vec::new();
@@ -102,25 +102,24 @@ pub fn uninstall(layout: &Layout) -> Result<Vec<Done>> {
             note: String::new(),
         });
     }
-    // Only empty directories go: rmdir refuses the rest, which is what we want.
-    if fs::remove_dir(&dir).is_ok() {
+    // Only virtpod's own directory goes, and only once empty (rmdir refuses the rest): a
+    // directory given with --hooks-dir may have been there before the install.
+    let own = layout
+        .prefix
+        .join(crate::install::paths::HOOKS_UNDER_PREFIX);
+    if layout.hooks_dir == own && fs::remove_dir(&dir).is_ok() {
         done.push(Done {
             path: dir.clone(),
             outcome: Outcome::Removed,
             note: "empty".into(),
         });
-        let own = layout
-            .prefix
-            .join(crate::install::paths::HOOKS_UNDER_PREFIX);
-        if layout.hooks_dir == own {
-            if let Some(parent) = dir.parent() {
-                if fs::remove_dir(parent).is_ok() {
-                    done.push(Done {
-                        path: parent.to_path_buf(),
-                        outcome: Outcome::Removed,
-                        note: "empty".into(),
-                    });
-                }
+        if let Some(parent) = dir.parent() {
+            if fs::remove_dir(parent).is_ok() {
+                done.push(Done {
+                    path: parent.to_path_buf(),
+                    outcome: Outcome::Removed,
+                    note: "empty".into(),
+                });
             }
         }
     }

@@ -147,40 +147,48 @@ fn write_drop_in(layout: &Layout) -> Result<Done> {
     })
 }
 
-/// `virtpod uninstall`: takes back what `run` writes for the same request, and nothing else.
-/// The binary goes only when `run` would have placed it; the drop-in only when it is ours.
+/// `virtpod uninstall`: takes back what `run` writes for the same request, and nothing else,
+/// by the same rules: the binary only when `run` placed it, the drop-in and an older install's
+/// files only where `run` would have written them (as root, or under a root) and the drop-in
+/// only when it is ours and names this hooks directory, the man pages and completions leniently
+/// where `run` skips them.
 pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Result<()> {
     let cwd = std::env::current_dir().context("finding the current directory")?;
     let placed = req.root.is_some() || req.prefix.is_some();
     let layout = Layout::new(req.root, req.prefix, req.hooks_dir, &cwd)?;
-    let take = |path: PathBuf, note: &str, out: &mut dyn FnMut(Done)| -> Result<()> {
+    let take = |path: PathBuf, out: &mut dyn FnMut(Done)| -> Result<()> {
         let path = layout.on_disk(&path);
         let outcome = write::remove(&path)?;
         out(Done {
             path,
             outcome,
-            note: note.into(),
+            note: String::new(),
         });
         Ok(())
     };
     if !req.docs_only {
         if placed {
-            take(layout.binary(), "", out)?;
+            take(layout.binary(), out)?;
         }
         for done in crate::hook::install::uninstall(&layout)? {
             out(done);
         }
-        if req.host_conf {
+        let as_user = layout.root.is_none() && !nix::unistd::geteuid().is_root();
+        if req.host_conf && !as_user {
             let drop_in = layout.on_disk(Path::new(containers_conf::DROP_IN));
-            let ours = std::fs::read_to_string(&drop_in)
-                .is_ok_and(|t| t.starts_with(containers_conf::MARK));
-            if ours {
-                take(containers_conf::DROP_IN.into(), "", out)?;
+            let text = std::fs::read_to_string(&drop_in).unwrap_or_default();
+            let names_ours = containers_conf::hooks_dir(&text)
+                .is_some_and(|dirs| dirs.iter().any(|d| Path::new(d) == layout.hooks_dir));
+            if text.starts_with(containers_conf::MARK) && names_ours {
+                take(containers_conf::DROP_IN.into(), out)?;
             } else if drop_in.exists() {
                 out(Done {
                     path: drop_in,
                     outcome: Outcome::Skipped,
-                    note: "not written by virtpod install: left as it is".into(),
+                    note: format!(
+                        "not the drop-in virtpod install wrote for {}: left as it is",
+                        layout.hooks_dir.display()
+                    ),
                 });
             }
             for done in crate::hook::install::remove_legacy(&layout)? {
@@ -188,11 +196,21 @@ pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -
             }
         }
     }
+    let mut docs = Vec::new();
     for (name, _) in docs::man_pages(cli.clone())? {
-        take(layout.man1().join(name), "", out)?;
+        docs.push(layout.man1().join(name));
     }
-    for (_, file) in layout.completions() {
-        take(file, "", out)?;
+    docs.extend(layout.completions().into_iter().map(|(_, file)| file));
+    for file in docs {
+        match take(file.clone(), out) {
+            // As `run` skips what it cannot write there, this leaves what it cannot remove.
+            Err(e) if !placed && !req.docs_only => out(Done {
+                path: layout.on_disk(&file),
+                outcome: Outcome::Skipped,
+                note: format!("{e:#}"),
+            }),
+            result => result?,
+        }
     }
     Ok(())
 }
@@ -361,6 +379,32 @@ mod tests {
             ["/opt/hooks", "/usr/local/share/virtpod/oci-hooks.d"],
             "the admin's earlier list is kept"
         );
+    }
+
+    #[test]
+    fn uninstall_for_another_prefix_leaves_the_drop_in_of_this_one() {
+        let t = tempfile::tempdir().unwrap();
+        run_lines(request(Some(t.path()), Some(Path::new("/bin/true")))).unwrap();
+        let mut other = request(Some(t.path()), None);
+        other.prefix = Some("/opt/x".into());
+        let cli = clap::Command::new("virtpod");
+        let mut lines = Vec::new();
+        uninstall(other, &cli, &mut |d| lines.push(d)).unwrap();
+        let drop_in = t
+            .path()
+            .join("etc/containers/containers.conf.d/50-virtpod-hooks.conf");
+        assert!(drop_in.exists(), "{lines:#?}");
+        assert!(
+            lines
+                .iter()
+                .any(|d| d.path == drop_in && d.outcome == Outcome::Skipped),
+            "{lines:#?}"
+        );
+        // The /usr/local install is whole.
+        assert!(t
+            .path()
+            .join("usr/local/share/virtpod/oci-hooks.d/virtpod-devices.json")
+            .exists());
     }
 
     #[test]

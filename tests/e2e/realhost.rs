@@ -31,7 +31,9 @@ fn the_rig_is_a_cgroup_v2_host_with_systemd_podman_5_and_crun() {
     assert_eq!(out.status.code(), Some(7), "the command's status: {said}");
     for line in ["running", "systemd", "cgroup2fs", "v2 crun systemd 5.4.2"] {
         assert!(
-            String::from_utf8_lossy(&out.stdout).lines().any(|l| l == line),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == line),
             "{line:?} not in: {said}"
         );
     }

@@ -163,13 +163,7 @@ pub fn precreate_in_shared_dirs() -> Vec<(PathBuf, bool)> {
 
 /// `[containers] default_ulimits` of one containers.conf text, when it sets them.
 pub fn default_ulimits(text: &str) -> Option<Vec<String>> {
-    let v: toml::Value = toml::from_str(text).ok()?;
-    let list = v.get("containers")?.get("default_ulimits")?.as_array()?;
-    Some(
-        list.iter()
-            .filter_map(|s| s.as_str().map(String::from))
-            .collect(),
-    )
+    containers_conf::string_list(text, "containers", "default_ulimits")
 }
 
 /// The files podman reads when CONTAINERS_CONF is not set.

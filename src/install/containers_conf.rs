@@ -48,8 +48,13 @@ pub fn conf_d(dir: &Path, on_disk: impl Fn(&Path) -> PathBuf) -> Vec<PathBuf> {
 
 /// `[engine] hooks_dir` of one containers.conf text, when it sets it.
 pub fn hooks_dir(text: &str) -> Option<Vec<String>> {
+    string_list(text, "engine", "hooks_dir")
+}
+
+/// A list of strings, `[table] key`, of one containers.conf text, when it sets it.
+pub fn string_list(text: &str, table: &str, key: &str) -> Option<Vec<String>> {
     let v: toml::Value = toml::from_str(text).ok()?;
-    let list = v.get("engine")?.get("hooks_dir")?.as_array()?;
+    let list = v.get(table)?.get(key)?.as_array()?;
     Some(
         list.iter()
             .filter_map(|s| s.as_str().map(String::from))

@@ -37,6 +37,26 @@ fn collect(cmd: &Command, source: &str, pages: &mut Vec<(String, Vec<u8>)>) -> R
     Ok(())
 }
 
+/// The names of the virtpod man pages in `man1` (as read here): `virtpod.1` and `virtpod-*.1`
+/// that say they are virtpod's (`.TH virtpod…`, as clap_mangen writes them). Another
+/// package's page of a similar name is not among them.
+pub fn generated_pages(man1: &std::path::Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(man1) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n == "virtpod.1" || (n.starts_with("virtpod-") && n.ends_with(".1")))
+        .filter(|n| {
+            crate::files::read_config(&man1.join(n), crate::files::CONFIG_LIMIT)
+                .is_ok_and(|t| t.lines().any(|l| l.starts_with(".TH virtpod")))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// The completion script for `shell`.
 pub fn completion(shell: clap_complete::aot::Shell, cli: &Command) -> Vec<u8> {
     let mut cli = cli.clone();
@@ -76,6 +96,23 @@ pub fn install(layout: &Layout, cli: &Command, out: &mut dyn FnMut(Done)) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_pages_are_ours_by_name_and_title_only() {
+        let t = tempfile::tempdir().unwrap();
+        let bigger = Command::new("virtpod")
+            .subcommand(Command::new("hook"))
+            .subcommand(Command::new("systemd-env"));
+        for (name, page) in man_pages(bigger).unwrap() {
+            std::fs::write(t.path().join(name), page).unwrap();
+        }
+        std::fs::write(t.path().join("virtpod-other.1"), ".TH OTHER 1\n").unwrap();
+        std::fs::write(t.path().join("ls.1"), ".TH virtpod 1\n").unwrap();
+        assert_eq!(
+            generated_pages(t.path()),
+            ["virtpod-hook.1", "virtpod-systemd-env.1", "virtpod.1"]
+        );
+    }
 
     fn cli() -> Command {
         Command::new("virtpod")

@@ -200,6 +200,14 @@ pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -
     for (name, _) in docs::man_pages(cli.clone())? {
         docs.push(layout.man1().join(name));
     }
+    // Pages of commands this build lacks: the image's own binary installs the systemd
+    // variant's (virtpod-systemd-env.1, …), the host build that uninstalls has none.
+    for name in docs::generated_pages(&layout.on_disk(&layout.man1())) {
+        let page = layout.man1().join(name);
+        if !docs.contains(&page) {
+            docs.push(page);
+        }
+    }
     docs.extend(layout.completions().into_iter().map(|(_, file)| file));
     for file in docs {
         match take(file.clone(), out) {

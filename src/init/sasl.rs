@@ -57,16 +57,22 @@ pub fn sasl_conf() -> String {
     )
 }
 
-/// Writes libvirt's SASL configuration and the user database. Runs in `virtpod prepare` (a
-/// child of init, never PID 1 itself), since saslpasswd2 is a program to run and wait for.
-pub fn configure(credentials: &Path) -> Result<usize> {
+/// The users of the credentials file, read and parsed: what the user database is made of, and
+/// whom init's own helpers and libvirt-guests log in as (the first).
+pub fn read_credentials(credentials: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(credentials).with_context(|| {
         format!(
             "VIRTPOD_SASL_CREDENTIALS={}: cannot read it (mount the file or podman secret there)",
             credentials.display()
         )
     })?;
-    let users = parse_credentials(&text, credentials)?;
+    parse_credentials(&text, credentials)
+}
+
+/// Writes libvirt's SASL configuration and the user database. Runs in `virtpod prepare` (a
+/// child of init, never PID 1 itself), since saslpasswd2 is a program to run and wait for.
+pub fn configure(credentials: &Path) -> Result<usize> {
+    let users = read_credentials(credentials)?;
     std::fs::create_dir_all("/etc/sasl2").context("creating /etc/sasl2")?;
     std::fs::write(SASL_CONF, sasl_conf()).with_context(|| format!("writing {SASL_CONF}"))?;
     match std::fs::remove_file(SASL_DB) {
@@ -118,13 +124,7 @@ pub fn guests_login(credentials: Option<&Path>) -> Result<()> {
         }
         return Ok(());
     };
-    let text = std::fs::read_to_string(credentials).with_context(|| {
-        format!(
-            "VIRTPOD_SASL_CREDENTIALS={}: cannot read it",
-            credentials.display()
-        )
-    })?;
-    let users = parse_credentials(&text, credentials)?;
+    let users = read_credentials(credentials)?;
     let (user, password) = &users[0];
     std::fs::create_dir_all("/run/virtpod").context("creating /run/virtpod")?;
     write_private(Path::new(CLIENT_AUTH), &client_auth(user, password))?;

@@ -30,14 +30,12 @@ impl std::fmt::Debug for Login {
 impl Login {
     /// The first user of a credentials file: the one init's helpers log in as.
     pub fn from_file(credentials: &Path) -> Result<Login> {
-        let text = std::fs::read_to_string(credentials).with_context(|| {
+        let users = crate::init::sasl::read_credentials(credentials).with_context(|| {
             format!(
-                "VIRTPOD_SASL_CREDENTIALS={}: cannot read it, so init cannot log in to libvirt \
-                 (mount the file or podman secret there)",
+                "VIRTPOD_SASL_CREDENTIALS={}: init cannot log in to libvirt",
                 credentials.display()
             )
         })?;
-        let users = crate::init::sasl::parse_credentials(&text, credentials)?;
         let (user, password) = users
             .into_iter()
             .next()

@@ -154,10 +154,10 @@ fn is_ours(path: &Path) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
     };
-    if !meta.is_file() || meta.len() > 64 * 1024 {
+    if !meta.is_file() {
         return false;
     }
-    let Ok(hook) = fs::read_to_string(path)
+    let Ok(hook) = crate::files::read_config(path, 64 * 1024)
         .map_err(|e| e.to_string())
         .and_then(|t| schema::parse(&t).map_err(|e| e.to_string()))
     else {

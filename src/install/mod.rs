@@ -60,8 +60,7 @@ pub fn run(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Resu
         for done in crate::hook::install::install(&layout, &hook_binary)? {
             out(done);
         }
-        let as_user = layout.root.is_none() && !nix::unistd::geteuid().is_root();
-        if req.host_conf && as_user {
+        if req.host_conf && !system_conf_is_ours(&layout) {
             // A user's own install: the system's podman configuration is root's.
             out(Done {
                 path: containers_conf::DROP_IN.into(),
@@ -97,6 +96,17 @@ pub fn run(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Resu
     }
 }
 
+/// Whether this install writes podman's system-wide configuration (the drop-in, an older
+/// install's files): as root, or under a root; a user's own install leaves it to root.
+fn system_conf_is_ours(layout: &Layout) -> bool {
+    layout.root.is_some() || nix::unistd::geteuid().is_root()
+}
+
+/// A containers.conf file as read here (under the root), refused unless a small regular file.
+fn read_conf(layout: &Layout, path: &Path) -> Option<String> {
+    crate::files::read_config(&layout.on_disk(path), crate::files::CONFIG_LIMIT).ok()
+}
+
 /// Our drop-in, naming the layout's hooks directory after the directories podman read before
 /// it. A drop-in that sorts after ours and sets `hooks_dir` without our directory would hide
 /// it: said in the note (and by `virtpod doctor`).
@@ -104,11 +114,10 @@ fn write_drop_in(layout: &Layout) -> Result<Done> {
     use containers_conf::{conf_d, effective, system_files, DROP_IN, DROP_IN_DIR};
     let on_disk = |p: &Path| layout.on_disk(p);
     let ours = Path::new(DROP_IN);
-    let read = |p: &Path| std::fs::read_to_string(layout.on_disk(p)).ok();
+    let read = |p: &Path| read_conf(layout, p);
     let before: Vec<PathBuf> = system_files(on_disk)
         .into_iter()
         .filter(|f| f.as_path() < ours || !f.starts_with(DROP_IN_DIR))
-        .filter(|f| f != ours)
         .collect();
     let text = containers_conf::drop_in(&effective(&before, read).dirs, &layout.hooks_dir);
     let path = layout.on_disk(ours);
@@ -173,10 +182,9 @@ pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -
         for done in crate::hook::install::uninstall(&layout)? {
             out(done);
         }
-        let as_user = layout.root.is_none() && !nix::unistd::geteuid().is_root();
-        if req.host_conf && !as_user {
+        if req.host_conf && system_conf_is_ours(&layout) {
             let drop_in = layout.on_disk(Path::new(containers_conf::DROP_IN));
-            let text = std::fs::read_to_string(&drop_in).unwrap_or_default();
+            let text = read_conf(&layout, Path::new(containers_conf::DROP_IN)).unwrap_or_default();
             let names_ours = containers_conf::hooks_dir(&text)
                 .is_some_and(|dirs| dirs.iter().any(|d| Path::new(d) == layout.hooks_dir));
             if text.starts_with(containers_conf::MARK) && names_ours {

@@ -3,10 +3,10 @@ use std::process::ExitCode;
 use super::DeviceArgs;
 
 /// Devices for a running container, kept across its restarts: the classes and selections of the
-/// hook's annotations (io.virtpod.device.<class>). Rootful, cgroup v1.
+/// hook's annotations (io.virtpod.device.<class>). Rootful; cgroup v1 or v2.
 #[derive(clap::Subcommand)]
 pub enum Device {
-    /// Make the devices in the container, allow them in its device cgroup, and record them so
+    /// Make the devices in the container, allow them in its device filter, and record them so
     /// that the precreate hook gives them again at every start.
     Add(Args),
     /// Take devices added at run time out again (node, cgroup rule and record). Devices its

@@ -1,7 +1,7 @@
-//! `virtpod device add|remove|list`: devices for a running container, rootful, cgroup v1. The
-//! same classes, selections and refusals as the hook's annotations (crate::hook): `add` makes
-//! the nodes in the container's /dev (through /proc/PID/root, its mount namespace's view),
-//! with the image's group, allows them in its device cgroup, and records the request
+//! `virtpod device add|remove|list`: devices for a running container, rootful, cgroup v1 or v2.
+//! The same classes, selections and refusals as the hook's annotations (crate::hook): `add`
+//! makes the nodes in the container's /dev (through /proc/PID/root, its mount namespace's view),
+//! with the image's group, allows them in its device filter (crate::cgroup), and records the request
 //! (crate::hook::added) so that the precreate hook gives them again at every start; `remove`
 //! undoes the three; `list` shows what the container has from its annotations and from run-time
 //! additions.
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cgroup::{self, Filter, Rule};
 use crate::hook::discover::{self, Kind, Node};
 use crate::hook::plan::Mode;
 use crate::hook::request::{self, Request, Selection};
@@ -49,13 +50,13 @@ pub fn parse(args: &[String]) -> Result<Vec<Request>> {
     Ok(requests)
 }
 
-/// What the container in front of us allows: a rootful container on cgroup v1.
+/// What the container in front of us allows: a rootful container.
 struct Target<'a> {
     c: &'a Container,
     pid: i32,
     /// The container's root as seen through its mount namespace.
     root: PathBuf,
-    cgroup: PathBuf,
+    filter: Filter,
 }
 
 fn target(c: &Container) -> Result<Target<'_>> {
@@ -74,28 +75,12 @@ fn target(c: &Container) -> Result<Target<'_>> {
             c.name
         );
     }
-    let Some(cgroup) = stage::devices_cgroup(pid)? else {
-        bail!(
-            "{} has no cgroup v1 devices controller: under cgroup v2 the runtime's device filter \
-             is an eBPF program that only the runtime sets, at creation; create the container \
-             with the annotation instead (podman run --annotation io.virtpod.device.CLASS=…)",
-            c.name
-        );
-    };
-    // podman's pid may be stale (the container just stopped, the number reused): the process
-    // must still be in the container's own cgroup.
-    if !cgroup.to_string_lossy().contains(&c.id) {
-        bail!(
-            "process {pid}, which podman named for {}, is not in that container's cgroup ({}): did it just stop? Check with `podman ps` and try again",
-            c.name,
-            cgroup.display()
-        );
-    }
+    let filter = cgroup::of_process(pid, &c.id).with_context(|| c.name.clone())?;
     Ok(Target {
         c,
         pid,
         root: PathBuf::from(format!("/proc/{pid}/root")),
-        cgroup,
+        filter,
     })
 }
 
@@ -197,11 +182,8 @@ fn give(t: &Target, plan: &crate::hook::plan::Plan) -> Result<Vec<String>> {
             }
         }
     }
-    if let Err(e) = stage::cgroup_rules(
-        &t.cgroup,
-        "devices.allow",
-        plan.grants.iter().map(|g| &g.node),
-    ) {
+    let rules: Vec<Rule> = plan.grants.iter().map(|g| g.node.rule()).collect();
+    if let Err(e) = t.filter.allow(&rules) {
         undo(&made);
         return Err(e);
     }
@@ -245,10 +227,7 @@ pub fn watch(
 
 /// The container's process still runs in the container's cgroup.
 fn still_there(t: &Target) -> bool {
-    stage::devices_cgroup(t.pid)
-        .ok()
-        .flatten()
-        .is_some_and(|dir| dir == t.cgroup)
+    cgroup::of_process(t.pid, &t.c.id).is_ok_and(|f| f == t.filter)
 }
 
 /// The hotplugged device's request, as `usb=bus/usb/BBB/DDD`: checked like an annotation.
@@ -281,7 +260,7 @@ fn unplug(t: &Target, e: &watch::Event) -> Result<Vec<String>> {
         gid: 0,
         group: None,
     };
-    stage::cgroup_rules(&t.cgroup, "devices.deny", [&node])?;
+    t.filter.deny(&[node.rule()])?;
     let gone = nodes::remove(&t.root, &node.rel)?;
     Ok(vec![format!(
         "{}: {} {}",
@@ -308,7 +287,8 @@ pub fn remove(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result
             );
         }
         record.remove(&r);
-        stage::cgroup_rules(&t.cgroup, "devices.deny", &nodes)?;
+        t.filter
+            .deny(&nodes.iter().map(Node::rule).collect::<Vec<_>>())?;
         for n in &nodes {
             if nodes::remove(&t.root, &n.rel)? {
                 said.push(format!("{}: removed {}", c.name, n.container_path()));
@@ -422,13 +402,16 @@ fn annotation_requests(c: &Container) -> Result<Vec<Request>> {
 }
 
 /// `virtpod device list`: `ORIGIN REQUEST NODES` lines, NODES being the request's nodes present
-/// in the container now (`-` for none).
+/// in the container now (`-` for none). A run-time addition whose device the container's filter
+/// denies now (on cgroup v2 `podman update` rebuilds the runtime's filter from podman's list)
+/// gets a fourth column that says so and how to give it again.
 pub fn list(host: &HostPaths, c: &Container) -> Result<Vec<String>> {
     let pid = c.running_pid().ok();
     let root = pid.map(|p| PathBuf::from(format!("/proc/{p}/root")));
-    let present = |r: &Request| -> String {
+    let filter = pid.and_then(|p| cgroup::of_process(p, &c.id).ok());
+    let present = |r: &Request| -> Vec<(String, Rule)> {
         let Some(root) = &root else {
-            return "(not running)".into();
+            return Vec::new();
         };
         let rels: Vec<String> = match discover::resolve(r, host) {
             Ok(f) => f.nodes.into_iter().map(|n| n.rel).collect(),
@@ -439,25 +422,75 @@ pub fn list(host: &HostPaths, c: &Container) -> Result<Vec<String>> {
                 Selection::All => Vec::new(),
             },
         };
-        let here: Vec<String> = rels
-            .into_iter()
-            .filter(|rel| nodes::stat(root, rel).is_some())
-            .map(|rel| format!("/dev/{rel}"))
-            .collect();
-        if here.is_empty() {
+        rels.into_iter()
+            .filter_map(|rel| {
+                let (kind, major, minor) = nodes::stat(root, &rel)?;
+                let node = Node {
+                    class: r.class.name,
+                    host: PathBuf::new(),
+                    rel: rel.clone(),
+                    kind,
+                    major,
+                    minor,
+                    mode: 0,
+                    gid: 0,
+                    group: None,
+                };
+                Some((format!("/dev/{rel}"), node.rule()))
+            })
+            .collect()
+    };
+    let column = |here: &[(String, Rule)]| -> String {
+        if root.is_none() {
+            "(not running)".into()
+        } else if here.is_empty() {
             "-".into()
         } else {
-            here.join(",")
+            here.iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
         }
     };
     let mut lines = Vec::new();
     for r in annotation_requests(c)? {
-        lines.push(format!("annotation\t{}\t{}", r.annotation, present(&r)));
+        lines.push(format!(
+            "annotation\t{}\t{}",
+            r.annotation,
+            column(&present(&r))
+        ));
     }
     for r in added::read(&host.added, &c.id)?.requests()? {
-        lines.push(format!("added\t{}\t{}", r.annotation, present(&r)));
+        let here = present(&r);
+        let mut line = format!("added\t{}\t{}", r.annotation, column(&here));
+        let denied: Vec<&str> = here
+            .iter()
+            .filter(|(_, rule)| {
+                filter
+                    .as_ref()
+                    .is_some_and(|f| f.in_force(*rule) == Some(false))
+            })
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if !denied.is_empty() {
+            line.push_str(&format!(
+                "\tnot in force: the container's device filter denies {} now (rebuilt by `podman update`?); give it again with `virtpod device add {} {}`",
+                denied.join(","),
+                c.name,
+                command_line_form(&r)
+            ));
+        }
+        lines.push(line);
     }
     Ok(lines)
+}
+
+/// The request as `virtpod device add` takes it: `class` or `class=name,name`.
+fn command_line_form(r: &Request) -> String {
+    match &r.selection {
+        Selection::All => r.class.name.to_string(),
+        Selection::Names(names) => format!("{}={}", r.class.name, names.join(",")),
+    }
 }
 
 fn kind_name(k: Kind) -> &'static str {

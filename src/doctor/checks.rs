@@ -258,6 +258,26 @@ pub fn shared_hooks_dirs(found: &[(PathBuf, bool)]) -> Finding {
     )
 }
 
+/// Every device added at run time to a running container is allowed by its filter now.
+pub fn run_time_devices(found: &Result<Vec<String>, String>) -> Finding {
+    match found {
+        Err(e) => Finding::warn(
+            "run-time devices",
+            format!("could not list the running containers: {e}"),
+            "run doctor as root, whose containers `virtpod device add` serves",
+        ),
+        Ok(lines) if lines.is_empty() => Finding::ok(
+            "run-time devices",
+            "every device added with `virtpod device add` to a running container is allowed by its device filter",
+        ),
+        Ok(lines) => Finding::warn(
+            "run-time devices",
+            format!("not in force: {}", lines.join("; ")),
+            "give each again with the `virtpod device add` named above (a restart gives it too)",
+        ),
+    }
+}
+
 /// Every running container that asks for USB hotplug has its watcher.
 pub fn hotplug(h: &Result<Vec<Hotplug>, String>) -> Finding {
     match h {

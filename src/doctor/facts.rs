@@ -323,6 +323,43 @@ pub fn hotplug() -> Result<Vec<Hotplug>, String> {
         .collect())
 }
 
+/// What `virtpod device list` says of the running containers with devices added at run time:
+/// its "not in force" lines (a grant the container's filter denies now, after `podman update`
+/// rebuilt it on cgroup v2), each with the container's name. Err: podman could not be asked.
+pub fn run_time_devices(host: &crate::hook::HostPaths) -> Result<Vec<String>, String> {
+    let out = std::process::Command::new("podman")
+        .args(["ps", "--no-trunc", "--format", "{{.ID}} {{.Names}}"])
+        .output()
+        .map_err(|e| format!("podman: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let mut lines = Vec::new();
+    for (id, name) in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+    {
+        let recorded = crate::hook::added::read(&host.added, id).is_ok_and(|r| !r.is_empty());
+        if !recorded {
+            continue;
+        }
+        // A container that stopped meanwhile is simply not running.
+        let Ok(c) = crate::device::container::inspect(name) else {
+            continue;
+        };
+        for l in crate::device::list(host, &c).unwrap_or_default() {
+            if let Some((request, why)) = l
+                .strip_prefix("added\t")
+                .and_then(|rest| rest.split_once('\t'))
+                .and_then(|(req, rest)| Some((req, rest.split_once("\tnot in force: ")?.1)))
+            {
+                lines.push(format!("{}: {request}: {why}", c.name));
+            }
+        }
+    }
+    Ok(lines)
+}
+
 /// The arguments of every `virtpod device watch` process.
 fn watchers() -> Vec<Vec<String>> {
     let Ok(dir) = std::fs::read_dir("/proc") else {

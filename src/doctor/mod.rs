@@ -97,6 +97,11 @@ pub fn run(o: &Options) -> Vec<Finding> {
     findings.push(checks::socket(&o.socket, &facts::connect(&o.socket)));
     if podman.is_ok() {
         findings.push(checks::hotplug(&facts::hotplug()));
+        if nix::unistd::geteuid().is_root() {
+            findings.push(checks::run_time_devices(&facts::run_time_devices(
+                &Default::default(),
+            )));
+        }
     }
     findings
 }

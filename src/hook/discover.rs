@@ -48,6 +48,18 @@ impl Node {
         format!("/dev/{}", self.rel)
     }
 
+    /// The rule that lets a device filter open this node.
+    pub fn rule(&self) -> crate::cgroup::Rule {
+        crate::cgroup::Rule {
+            kind: match self.kind {
+                Kind::Char => crate::cgroup::Type::Char,
+                Kind::Block => crate::cgroup::Type::Block,
+            },
+            major: self.major as u32,
+            minor: self.minor as u32,
+        }
+    }
+
     /// /dev/kvm as on a host without udev rules (root:root), for the tests of later stages.
     #[cfg(test)]
     pub fn test_kvm(mode: u32) -> Node {

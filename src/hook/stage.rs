@@ -324,7 +324,7 @@ pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()>
     let existing = edit::existing_devices(&config);
     plan.grants
         .retain(|g| !existing.contains(&g.node.container_path()));
-    allow_in_cgroup(pid, &plan)?;
+    allow_in_cgroup(pid, &id, &plan)?;
     enter_mount_namespace(pid)?;
     for g in &plan.grants {
         make_node(&root, g)?;
@@ -336,44 +336,14 @@ pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()>
     Ok(())
 }
 
-/// The cgroup v1 devices directory of process `pid`; None under cgroup v2, where the runtime's
-/// device filter is an eBPF program nothing outside the runtime can widen.
-pub(crate) fn devices_cgroup(pid: i32) -> Result<Option<PathBuf>> {
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .with_context(|| format!("reading the cgroups of process {pid}"))?;
-    Ok(cgroups.lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
-        ctrl.split(',')
-            .any(|c| c == "devices")
-            .then(|| Path::new("/sys/fs/cgroup/devices").join(path.trim_start_matches('/')))
-    }))
-}
-
-/// Writes `c MAJOR:MINOR rwm` for each node to `devices.allow` or `devices.deny` of `dir`.
-pub(crate) fn cgroup_rules<'a>(
-    dir: &Path,
-    file: &str,
-    nodes: impl IntoIterator<Item = &'a discover::Node>,
-) -> Result<()> {
-    let path = dir.join(file);
-    for n in nodes {
-        let rule = format!("{} {}:{} rwm", n.kind.letter(), n.major, n.minor);
-        fs::write(&path, &rule)
-            .with_context(|| format!("writing {rule:?} to {}", path.display()))?;
-    }
-    Ok(())
-}
-
-fn allow_in_cgroup(pid: i32, plan: &Plan) -> Result<()> {
+/// The plan's devices allowed in the container's device filter: needed from the stages after
+/// the runtime set it up (precreate changes the spec, and the runtime allows them itself).
+fn allow_in_cgroup(pid: i32, id: &str, plan: &Plan) -> Result<()> {
     if plan.grants.is_empty() {
         return Ok(());
     }
-    let Some(dir) = devices_cgroup(pid)? else {
-        tracing::warn!("no cgroup v1 devices controller: the runtime's device filter cannot be widened from this stage; the nodes exist but may not open (use precreate)");
-        return Ok(());
-    };
-    cgroup_rules(&dir, "devices.allow", plan.grants.iter().map(|g| &g.node))
+    let rules: Vec<_> = plan.grants.iter().map(|g| g.node.rule()).collect();
+    crate::cgroup::of_process(pid, id)?.allow(&rules)
 }
 
 fn enter_mount_namespace(pid: i32) -> Result<()> {

@@ -317,6 +317,38 @@ fn systemd_arguments_setenv_mask_and_errors() {
         text(&bad)
     );
 
+    // VIRTPOD_LOG is a level or refused with its name; `warning` is warn, and a fatal setup
+    // error is printed under it (it once read as a target name and silenced every line).
+    let bad = podman(&[
+        "run",
+        "--rm",
+        "--no-healthcheck",
+        "-e",
+        "VIRTPOD_LOG=verbose",
+        image(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("VIRTPOD_LOG=verbose: \"verbose\" is not a log level; use one of"),
+        "{}",
+        text(&bad)
+    );
+    let quiet = podman(&[
+        "run",
+        "--rm",
+        "--no-healthcheck",
+        "-e",
+        "VIRTPOD_LOG=warning",
+        image(),
+        "systemd.mask=nosuchd",
+    ]);
+    assert_eq!(quiet.status.code(), Some(2), "{}", text(&quiet));
+    assert!(
+        text(&quiet).contains("no service named \"nosuchd\""),
+        "{}",
+        text(&quiet)
+    );
+
     // What libvirt cannot live without is refused, not left to an appliance never ready.
     for daemon in ["libvirtd", "virtlogd"] {
         let bad = podman(&[

@@ -20,4 +20,5 @@ mod owners;
 mod polkit;
 mod quadlet;
 mod realhost;
+mod realhost_quadlet;
 mod socket;

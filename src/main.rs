@@ -46,9 +46,12 @@ fn main() -> ExitCode {
         return commands::hook::Hook::parse_alone(args.into_iter().skip(1)).exec();
     }
     let cli = Cli::parse();
-    // The hook logs to its own file as well as stderr; it sets up its own subscriber.
-    if !matches!(cli.command, Command::Hook(_)) {
-        virtpod::logging::init();
+    // The hook logs to its own file as well as stderr, and the watcher it starts to that file:
+    // each sets up its own subscriber.
+    match &cli.command {
+        Command::Hook(_) => {}
+        Command::Device(d) if d.log_file().is_some() => {}
+        _ => virtpod::logging::init(),
     }
     match cli.command {
         Command::Init(c) => c.exec(),

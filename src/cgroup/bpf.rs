@@ -89,14 +89,15 @@ pub fn load(insns: &[Insn], name: &str) -> io::Result<OwnedFd> {
                 .u32(28, log.len() as u32)
                 .u64(32, log.as_mut_ptr() as u64);
             let again = attr.call_fd(PROG_LOAD);
-            let text =
-                String::from_utf8_lossy(&log[..log.iter().position(|b| *b == 0).unwrap_or(0)])
-                    .trim()
-                    .lines()
-                    .rev()
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .join(" / ");
+            let text = String::from_utf8_lossy(
+                &log[..log.iter().position(|b| *b == 0).unwrap_or(log.len())],
+            )
+            .trim()
+            .lines()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .join(" / ");
             match again {
                 Ok(fd) => Ok(fd),
                 Err(_) => Err(io::Error::new(
@@ -111,11 +112,22 @@ pub fn load(insns: &[Insn], name: &str) -> io::Result<OwnedFd> {
 
 /// The ids of the device programs attached to the cgroup itself (not inherited).
 pub fn attached(cgroup: &impl AsRawFd) -> io::Result<Vec<u32>> {
+    query(cgroup, 0)
+}
+
+/// The ids of every device program that decides for a process in the cgroup: its own and its
+/// ancestors' (BPF_F_QUERY_EFFECTIVE).
+pub fn effective(cgroup: &impl AsRawFd) -> io::Result<Vec<u32>> {
+    query(cgroup, 1)
+}
+
+fn query(cgroup: &impl AsRawFd, flags: u32) -> io::Result<Vec<u32>> {
     let mut ids = vec![0u32; 64];
     loop {
         let mut attr = Attr::new();
         attr.u32(0, cgroup.as_raw_fd() as u32)
             .u32(4, CGROUP_DEVICE)
+            .u32(8, flags)
             .u64(16, ids.as_mut_ptr() as u64)
             .u32(24, ids.len() as u32);
         match attr.call(PROG_QUERY) {
@@ -165,7 +177,14 @@ pub fn info(prog: &impl AsRawFd) -> io::Result<Info> {
     buf[20..24].copy_from_slice(&(len as u32).to_ne_bytes());
     buf[32..40].copy_from_slice(&(code.as_mut_ptr() as u64).to_ne_bytes());
     info_call(prog, &mut buf)?;
-    let got = (u32::from_ne_bytes(buf[20..24].try_into().unwrap()) as usize).min(len);
+    // A kernel that may not show them (net.core.bpf_jit_harden=2 with kernel.kptr_restrict)
+    // still gives the length, but no pointer and nothing copied.
+    let hidden = buf[32..40].iter().all(|b| *b == 0);
+    let got = if hidden {
+        0
+    } else {
+        (u32::from_ne_bytes(buf[20..24].try_into().unwrap()) as usize).min(len)
+    };
     let name = &buf[64..80];
     Ok(Info {
         name: String::from_utf8_lossy(&name[..name.iter().position(|b| *b == 0).unwrap_or(16)])

@@ -192,8 +192,12 @@ pub fn split_grants(insns: &[Insn]) -> (Vec<Grant>, &[Insn]) {
 /// Why a program cannot be carried into a new one.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("it is empty (the kernel hides its instructions: kernel.kptr_restrict?)")]
+    #[error("the kernel does not show its instructions (net.core.bpf_jit_harden=2 and kernel.kptr_restrict hide them)")]
     Empty,
+    #[error("instruction {0} uses register {1}, which only the kernel's own rewriting does (constant blinding: net.core.bpf_jit_harden=2)")]
+    Register(usize, u8),
+    #[error("instruction {0} is a zero-extension the verifier inserted for this architecture's JIT; virtpod carries programs on x86-64 and arm64 only")]
+    ZeroExtension(usize),
     #[error("instruction {0} ({1:#04x}) calls a helper or loads a map or constant: the program depends on more than its instructions")]
     Outside(usize, u8),
     #[error("instruction {0} ({1:#04x}) is not one a device filter needs")]
@@ -210,11 +214,21 @@ pub fn check(insns: &[Insn]) -> Result<(), Refused> {
         return Err(Refused::Empty);
     }
     for (i, x) in insns.iter().enumerate() {
+        if x.dst > 10 || x.src > 10 {
+            return Err(Refused::Register(i, x.dst.max(x.src)));
+        }
+        // BPF_ZEXT_REG: mov32 rX, rX with imm 1, a verifier-only form the kernel refuses to load.
+        if x.code == CLASS_ALU | MOV | SRC_X && x.dst == x.src && x.imm == 1 {
+            return Err(Refused::ZeroExtension(i));
+        }
         match x.code & 0x07 {
             CLASS_LD => return Err(Refused::Outside(i, x.code)),
             CLASS_LDX if x.code & 0xe0 == MODE_MEM => {}
             CLASS_ST | CLASS_STX if x.code & 0xe0 == MODE_MEM => {}
-            CLASS_ALU | CLASS_ALU64 => {}
+            // `off` set: signed division or a sign-extending move, which nothing here needs.
+            CLASS_ALU | CLASS_ALU64 if x.off == 0 => {}
+            // gotol keeps its target in imm.
+            CLASS_JMP32 if x.code & 0xf0 == JA => return Err(Refused::Unknown(i, x.code)),
             CLASS_JMP | CLASS_JMP32 => match x.code & 0xf0 {
                 CALL => return Err(Refused::Outside(i, x.code)),
                 EXIT => {}
@@ -261,6 +275,9 @@ pub fn allows(insns: &[Insn], rule: Rule, access: u32) -> Option<bool> {
                 r[d] = *ctx.get(usize::try_from(x.off / 4).ok()?)? as u64;
             }
             CLASS_ALU | CLASS_ALU64 => {
+                if x.off != 0 {
+                    return None;
+                }
                 let wide = class == CLASS_ALU64;
                 let v = if x.code & SRC_X != 0 {
                     r[s]
@@ -293,6 +310,9 @@ pub fn allows(insns: &[Insn], rule: Rule, access: u32) -> Option<bool> {
                     return Some(r[0] as u32 != 0);
                 }
                 if op == JA {
+                    if class == CLASS_JMP32 {
+                        return None;
+                    }
                     pc = jump(pc, x.off)?;
                     continue;
                 }
@@ -441,5 +461,11 @@ pub(crate) mod tests {
         far[0] = Insn::new(CLASS_JMP | JA, 0, 0, 100, 0);
         assert_eq!(check(&far), Err(Refused::Jump(0)));
         assert_eq!(check(&[]), Err(Refused::Empty));
+        let mut blinded = filter(&[]);
+        blinded[0].dst = 11;
+        assert_eq!(check(&blinded), Err(Refused::Register(0, 11)));
+        let mut zext = filter(&[]);
+        zext.insert(1, Insn::new(CLASS_ALU | MOV | SRC_X, 2, 2, 0, 1));
+        assert_eq!(check(&zext), Err(Refused::ZeroExtension(1)));
     }
 }

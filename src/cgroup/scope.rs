@@ -71,19 +71,24 @@ fn set(unit: &str, assignments: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Adds the devices to the unit's list (systemd appends each assignment).
-pub fn allow(unit: &str, rules: &[Rule]) -> Result<()> {
+/// Adds the devices to the unit's list (systemd appends each assignment); returns those it
+/// did not have, for an undo.
+pub fn allow(unit: &str, rules: &[Rule]) -> Result<Vec<Rule>> {
     let have = allowed(unit)?;
-    let add: Vec<String> = rules
+    let new: Vec<Rule> = rules
         .iter()
-        .map(|r| format!("{} rwm", device_path(*r)))
-        .filter(|e| !have.contains(e))
-        .map(|e| format!("DeviceAllow={e}"))
+        .copied()
+        .filter(|r| !have.contains(&format!("{} rwm", device_path(*r))))
         .collect();
-    if add.is_empty() {
-        return Ok(());
+    if new.is_empty() {
+        return Ok(new);
     }
-    set(unit, &add)
+    let assignments: Vec<String> = new
+        .iter()
+        .map(|r| format!("DeviceAllow={} rwm", device_path(*r)))
+        .collect();
+    set(unit, &assignments)?;
+    Ok(new)
 }
 
 /// Takes the devices out of the unit's list: systemd removes no single entry, so the list is

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -21,6 +22,9 @@ pub struct Own {
     pub dirs: Vec<PathBuf>,
     /// The systemd scope, when the container's cgroup is one.
     pub scope: Option<String>,
+    /// The process's own cgroup (the last of `dirs`, or one below it), where the filter that
+    /// decides for it is seen whole: its programs and those of every cgroup above.
+    pub leaf: PathBuf,
 }
 
 /// The container's own cgroups from `0::PATH` of /proc/PID/cgroup: the first component naming
@@ -39,53 +43,99 @@ pub fn own(mount: &Path, path: &str, id: &str) -> Option<Own> {
     if parts.get(at + 1) == Some(&"container") {
         dirs.push(dir(at + 1));
     }
-    Some(Own { dirs, scope })
+    Some(Own {
+        dirs,
+        scope,
+        leaf: dir(parts.len() - 1),
+    })
 }
 
-/// What a change did on one cgroup, for the caller to say.
+/// What a change did, for the caller to say.
 #[derive(Debug, Default)]
 pub struct Changed {
     pub programs: usize,
 }
 
+/// A swap made: the cgroup, the program put there and the one it replaced, kept so that a
+/// change that fails half way is undone whole.
+struct Swap {
+    cgroup: File,
+    new: OwnedFd,
+    old: OwnedFd,
+}
+
+fn undo(swaps: Vec<Swap>) {
+    for s in swaps.into_iter().rev() {
+        if let Err(e) = bpf::replace(&s.cgroup, &s.old, &s.new) {
+            tracing::warn!("putting a device program back after a failed change: {e}");
+        }
+    }
+}
+
 /// Allows `add` and takes `remove` back on every device program of the container's own
 /// cgroups. With a strict systemd scope, the unit's list changes too (added before the programs,
 /// so systemd's recompile already has the device; withdrawn after them) and systemd's own
-/// program is left to systemd.
+/// program is left to systemd. A failure on the way undoes what this call did.
 pub fn change(own: &Own, add: &[Rule], remove: &[Rule]) -> Result<Changed> {
     let strict = own
         .scope
         .as_deref()
-        .filter(|unit| scope::strict(unit).unwrap_or(false));
+        .filter(|unit| match scope::strict(unit) {
+            Ok(strict) => strict,
+            Err(e) => {
+                tracing::warn!("{e:#}: taken as a scope without systemd's own device list");
+                false
+            }
+        });
     let mut leave_systemds = strict.is_some() && add.is_empty();
+    let mut on_unit = Vec::new();
     if let (Some(unit), false) = (strict, add.is_empty()) {
         match scope::allow(unit, add) {
-            Ok(()) => leave_systemds = true,
+            Ok(added) => {
+                leave_systemds = true;
+                on_unit = added;
+            }
             Err(e) => tracing::warn!(
-                "{e:#}: the device is allowed in the kernel only, until a change to {unit} (podman update) makes systemd compile its filter again"
+                "{e:#}: the device is allowed in the kernel only, until a change to {unit} (podman update) makes systemd compile its filter again; `systemctl set-property --runtime {unit} DeviceAllow=\"/dev/char/MAJOR:MINOR rwm\"` keeps it"
             ),
         }
     }
-    let mut changed = Changed::default();
+    let mut swaps = Vec::new();
     for dir in &own.dirs {
-        changed.programs += change_one(dir, add, remove, leave_systemds)
-            .with_context(|| format!("changing the device filter of {}", dir.display()))?;
+        if let Err(e) = change_one(dir, add, remove, leave_systemds, &mut swaps) {
+            undo(swaps);
+            if let (Some(unit), false) = (strict, on_unit.is_empty()) {
+                let _ = scope::withdraw(unit, &on_unit);
+            }
+            return Err(e.context(format!(
+                "changing the device filter of {} (nothing was changed)",
+                dir.display()
+            )));
+        }
     }
     if let (Some(unit), false) = (strict, remove.is_empty()) {
         scope::withdraw(unit, remove)?;
     }
-    Ok(changed)
+    Ok(Changed {
+        programs: swaps.len(),
+    })
 }
 
 /// systemd's device program, compiled from the unit's list.
 const SYSTEMDS: &str = "sd_devices";
 
-fn change_one(dir: &Path, add: &[Rule], remove: &[Rule], leave_systemds: bool) -> Result<usize> {
+fn change_one(
+    dir: &Path,
+    add: &[Rule],
+    remove: &[Rule],
+    leave_systemds: bool,
+    swaps: &mut Vec<Swap>,
+) -> Result<()> {
     let cgroup = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
     // A runtime or systemd may swap a program between our query and our swap: the swap then
-    // fails with ENOENT, and the query is made again.
+    // fails with ENOENT, and the query is made again (programs swapped already read as ours,
+    // with nothing left to change).
     'again: for _ in 0..10 {
-        let mut n = 0;
         for id in bpf::attached(&cgroup).map_err(bpf_error("listing the device programs"))? {
             let old = match bpf::by_id(id) {
                 Ok(fd) => fd,
@@ -97,10 +147,10 @@ fn change_one(dir: &Path, add: &[Rule], remove: &[Rule], leave_systemds: bool) -
             if leave_systemds && info.name == SYSTEMDS {
                 continue;
             }
+            let what = format!("device program {id} ({})", display_name(&info.name));
             if info.maps > 0 {
                 bail!(
-                    "device program {id} ({}) uses BPF maps; virtpod carries only self-contained filters into a new one",
-                    display_name(&info.name)
+                    "{what} uses BPF maps (as libvirt's per-guest programs do): virtpod carries only self-contained filters into a new one, and this one was put on the container's cgroup by another tool; detach it, or re-create the container with the device (--annotation io.virtpod.device.CLASS=…)"
                 );
             }
             let (had, rest) = if info.name == program::NAME {
@@ -109,10 +159,7 @@ fn change_one(dir: &Path, add: &[Rule], remove: &[Rule], leave_systemds: bool) -
                 (Vec::new(), &info.insns[..])
             };
             program::check(rest).map_err(|e| {
-                anyhow!(
-                    "device program {id} ({}) cannot be carried into a new one: {e}",
-                    display_name(&info.name)
-                )
+                anyhow!("{what} cannot be carried into a new one: {e}; re-create the container with the device (--annotation io.virtpod.device.CLASS=…)")
             })?;
             let mut grants: BTreeMap<Rule, bool> = had.iter().copied().collect();
             for r in add {
@@ -133,14 +180,24 @@ fn change_one(dir: &Path, add: &[Rule], remove: &[Rule], leave_systemds: bool) -
                 continue;
             }
             let new = bpf::load(&program::with_grants(&rules, rest), program::NAME)
-                .map_err(bpf_error("loading the new device program"))?;
+                .map_err(bpf_error(&format!("loading the program made from {what}")))?;
             match bpf::replace(&cgroup, &new, &old) {
-                Ok(()) => n += 1,
-                Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => continue 'again,
-                Err(e) => return Err(bpf_error(&format!("swapping device program {id}"))(e)),
+                Ok(()) => swaps.push(Swap {
+                    cgroup: cgroup.try_clone()?,
+                    new,
+                    old,
+                }),
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {
+                    // Still listed, yet not replaceable: a bpf_link holds it.
+                    if bpf::attached(&cgroup).is_ok_and(|ids| ids.contains(&id)) {
+                        bail!("{what} is attached through a bpf_link (by a tool other than the runtimes), which virtpod cannot replace; detach it, or re-create the container with the device");
+                    }
+                    continue 'again;
+                }
+                Err(e) => return Err(bpf_error(&format!("swapping {what}"))(e)),
             }
         }
-        return Ok(n);
+        return Ok(());
     }
     bail!("its device programs kept changing while virtpod swapped them; try again")
 }
@@ -166,20 +223,18 @@ fn bpf_error(what: &str) -> impl Fn(io::Error) -> anyhow::Error + '_ {
     }
 }
 
-/// Whether every device program on the container's own cgroups (and, where the scope is
-/// strict, systemd's) lets the container open the device now: Some(true) yes, Some(false) a
+/// Whether every device program that decides for the container's process (its cgroups' and
+/// those above, systemd's included) lets it open the device now: Some(true) yes, Some(false) a
 /// program denies it, None when a program could not be read or followed.
 pub fn in_force(own: &Own, rule: Rule) -> Option<bool> {
+    let cgroup = File::open(&own.leaf).ok()?;
     let mut verdict = Some(true);
-    for dir in &own.dirs {
-        let cgroup = File::open(dir).ok()?;
-        for id in bpf::attached(&cgroup).ok()? {
-            let info = bpf::info(&bpf::by_id(id).ok()?).ok()?;
-            match program::allows(&info.insns, rule, program::ACC_READ | program::ACC_WRITE) {
-                Some(true) => {}
-                Some(false) => return Some(false),
-                None => verdict = None,
-            }
+    for id in bpf::effective(&cgroup).ok()? {
+        let info = bpf::info(&bpf::by_id(id).ok()?).ok()?;
+        match program::allows(&info.insns, rule, program::ACC_READ | program::ACC_WRITE) {
+            Some(true) => {}
+            Some(false) => return Some(false),
+            None => verdict = None,
         }
     }
     verdict
@@ -223,6 +278,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inner.dirs, runc.dirs);
+        assert_eq!(
+            inner.leaf,
+            m.join(format!("machine.slice/libpod-{id}.scope/init.scope"))
+        );
         assert_eq!(own(m, "/user.slice/session-1.scope", &id), None);
     }
 
@@ -274,6 +333,7 @@ mod tests {
         let own = Own {
             dirs: vec![dir.clone()],
             scope: None,
+            leaf: dir.clone(),
         };
         assert!(opens("/dev/null") && !opens("/dev/zero"));
         assert_eq!(in_force(&own, zero), Some(false));

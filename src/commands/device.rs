@@ -37,6 +37,10 @@ pub enum Device {
         /// `udevadm monitor --property` prints them) instead of the kernel's.
         #[arg(long, value_name = "FILE")]
         events: Option<std::path::PathBuf>,
+        /// Write each line to this log file, in the hook's format (time, level, container),
+        /// instead of stdout: how the poststart hook starts it.
+        #[arg(long, value_name = "FILE")]
+        log: Option<std::path::PathBuf>,
         #[command(flatten)]
         devices: DeviceArgs,
     },
@@ -55,6 +59,14 @@ pub struct Args {
 }
 
 impl Device {
+    /// The log file `watch --log` writes to: main leaves logging to it.
+    pub fn log_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Device::Watch { log, .. } => log.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn exec(self) -> ExitCode {
         let (verb, result) = match self {
             Device::Add(a) => ("device add", run(a, virtpod::device::add)),
@@ -64,8 +76,9 @@ impl Device {
                 pid,
                 id,
                 events,
+                log,
                 devices,
-            } => return watch(container, pid.zip(id), events, devices),
+            } => return watch(container, pid.zip(id), events, log, devices),
             Device::List { container, devices } => (
                 "device list",
                 virtpod::device::container::inspect(&container).and_then(|c| {
@@ -101,6 +114,7 @@ fn watch(
     container: Option<String>,
     by_pid: Option<(i32, String)>,
     events: Option<std::path::PathBuf>,
+    log: Option<std::path::PathBuf>,
     devices: DeviceArgs,
 ) -> ExitCode {
     let c = match (container, by_pid) {
@@ -117,7 +131,28 @@ fn watch(
         Some(path) => virtpod::device::watch::Source::file(path),
         None => virtpod::device::watch::Source::kernel(),
     };
+    if let Some(path) = &log {
+        if let Err(e) =
+            virtpod::hook::log::init_file_only(tracing::level_filters::LevelFilter::INFO, path)
+        {
+            return super::fail(
+                "device watch",
+                anyhow::anyhow!("opening {}: {e}", path.display()),
+            );
+        }
+    }
+    let short: String = c
+        .as_ref()
+        .map(|c| c.id.chars().take(12).collect())
+        .unwrap_or_default();
+    let _span = log
+        .is_some()
+        .then(|| tracing::info_span!("hook", container = %short, stage = "watch").entered());
     let say = |line: &str| {
+        if log.is_some() {
+            tracing::info!("{line}");
+            return;
+        }
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
@@ -130,6 +165,12 @@ fn watch(
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => super::fail("device watch", e),
+        Err(e) => {
+            // Started by the hook, nobody reads stderr: the log says why the watch ended.
+            if log.is_some() {
+                tracing::error!("the watch ends: {e:#}");
+            }
+            super::fail("device watch", e)
+        }
     }
 }

@@ -11,9 +11,9 @@
 pub mod container;
 pub mod watch;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
@@ -119,6 +119,11 @@ pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Ve
     }
     let plan = stage::decide(&requests, host, Mode::Nodes, &t.root)?;
     said.extend(give(&t, &plan)?);
+    let mut record = added::read(&host.added, &c.id)?;
+    for g in &plan.grants {
+        let n = &g.node;
+        record.granted(n.class, &n.rel, n.kind.letter(), n.major, n.minor);
+    }
     for b in &plan.binds {
         if fs::symlink_metadata(t.root.join(b.dest.trim_start_matches('/'))).is_err() {
             said.push(format!(
@@ -127,7 +132,6 @@ pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Ve
             ));
         }
     }
-    let mut record = added::read(&host.added, &c.id)?;
     for r in &requests {
         record.add(r);
     }
@@ -187,11 +191,25 @@ fn give(t: &Target, plan: &crate::hook::plan::Plan) -> Result<Vec<String>> {
         undo(&made);
         return Err(e);
     }
+    // What virtpod does not change (a slice's program, a subgroup's) may deny it still.
+    for g in &plan.grants {
+        if t.filter.in_force(g.node.rule()) == Some(false) {
+            said.push(format!(
+                "{}: {} is still denied by a device program virtpod does not change (on a slice above the container, or on the cgroup below it where its process runs); it will not open",
+                t.c.name,
+                g.node.container_path()
+            ));
+        }
+    }
     Ok(said)
 }
 
 /// `virtpod device watch`: USB hotplug for the container until its process is gone. Each line
-/// of what happened goes to `say`; a device that cannot be given is said and the watch goes on.
+/// of what happened goes to `say`; a device that cannot be given, or an event that cannot be
+/// read, is said and the watch goes on. What an unplug takes back comes from the watcher's own
+/// account of what the container was given (the host's USB devices when it started, and each
+/// one it gave since), never from the event's numbers: anyone who can write events must not
+/// choose what the container loses.
 pub fn watch(
     host: &HostPaths,
     c: &Container,
@@ -203,18 +221,41 @@ pub fn watch(
         "{}: watching for USB devices plugged into the host",
         c.name
     ));
+    // The annotation gave every USB device of the host at the start.
+    let mut given: BTreeMap<String, Node> = usb_request("", true)
+        .and_then(|r| Ok(discover::resolve(&r, host)?.nodes))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| (n.rel.clone(), n))
+        .collect();
     loop {
         if !still_there(&t) {
             say(&format!("{}: stopped; the watch ends", c.name));
             return Ok(());
         }
-        for e in source.next(std::time::Duration::from_secs(1))? {
+        let events = match source.next(std::time::Duration::from_secs(1)) {
+            Ok(events) => events,
+            Err(e) => {
+                say(&format!(
+                    "{}: events lost: {e:#}; the watch goes on",
+                    c.name
+                ));
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                continue;
+            }
+        };
+        for e in events {
             if !e.is_usb_device() {
                 continue;
             }
             let done = match e.action.as_str() {
-                "add" => plug(host, &t, &e),
-                "remove" => unplug(&t, &e),
+                "add" => plug(host, &t, &e).map(|(lines, nodes)| {
+                    for n in nodes {
+                        given.insert(n.rel.clone(), n);
+                    }
+                    lines
+                }),
+                "remove" => unplug(&t, &e, &mut given),
                 _ => continue,
             };
             match done {
@@ -227,38 +268,38 @@ pub fn watch(
 
 /// The container's process still runs in the container's cgroup.
 fn still_there(t: &Target) -> bool {
-    cgroup::of_process(t.pid, &t.c.id).is_ok_and(|f| f == t.filter)
+    // The container's cgroup, not the process's own: a systemd in the container moves itself
+    // below it (init.scope) after the start.
+    cgroup::of_process(t.pid, &t.c.id).is_ok_and(|f| f.dir() == t.filter.dir())
 }
 
-/// The hotplugged device's request, as `usb=bus/usb/BBB/DDD`: checked like an annotation.
-fn usb_request(e: &watch::Event) -> Result<Request> {
+/// `usb=NAME` (a hotplugged device, `bus/usb/BBB/DDD`), or `usb=true` for every one: checked
+/// like an annotation.
+fn usb_request(devname: &str, all: bool) -> Result<Request> {
     let key = format!("{}usb", request::PREFIXES[0]);
-    let mut r = request::parse([(&key, &e.devname)])?;
+    let value = if all { "true" } else { devname }.to_string();
+    let mut r = request::parse([(&key, &value)])?;
     r.pop()
-        .ok_or_else(|| anyhow::anyhow!("{}: not a USB device node", e.devname))
+        .ok_or_else(|| anyhow::anyhow!("{devname}: not a USB device node"))
 }
 
-fn plug(host: &HostPaths, t: &Target, e: &watch::Event) -> Result<Vec<String>> {
-    let plan = stage::decide(&[usb_request(e)?], host, Mode::Nodes, &t.root)?;
-    give(t, &plan)
+fn plug(host: &HostPaths, t: &Target, e: &watch::Event) -> Result<(Vec<String>, Vec<Node>)> {
+    let plan = stage::decide(
+        &[usb_request(&e.devname, false)?],
+        host,
+        Mode::Nodes,
+        &t.root,
+    )?;
+    let lines = give(t, &plan)?;
+    Ok((lines, plan.grants.into_iter().map(|g| g.node).collect()))
 }
 
-fn unplug(t: &Target, e: &watch::Event) -> Result<Vec<String>> {
-    let r = usb_request(e)?;
-    let rel = r
-        .class
-        .rel_for(&e.devname)
-        .ok_or_else(|| anyhow::anyhow!("{}: not a USB device node", e.devname))?;
-    let node = Node {
-        class: "usb",
-        host: PathBuf::from("/dev").join(&rel),
-        rel,
-        kind: Kind::Char,
-        major: e.major,
-        minor: e.minor,
-        mode: 0,
-        gid: 0,
-        group: None,
+fn unplug(t: &Target, e: &watch::Event, given: &mut BTreeMap<String, Node>) -> Result<Vec<String>> {
+    let Some(node) = given.remove(&e.devname) else {
+        return Ok(vec![format!(
+            "{}: /dev/{}: not given by this watcher; nothing taken back",
+            t.c.name, e.devname
+        )]);
     };
     t.filter.deny(&[node.rule()])?;
     let gone = nodes::remove(&t.root, &node.rel)?;
@@ -270,38 +311,66 @@ fn unplug(t: &Target, e: &watch::Event) -> Result<Vec<String>> {
     )])
 }
 
-/// `virtpod device remove`: only run-time additions; a device the annotations give stays.
+/// `virtpod device remove`: only run-time additions; a device the annotations give stays. The
+/// host's grant is taken back (the filter's rule, the record) whatever the container did to its
+/// nodes; a node the container changed (a symlink, a file) is left as the container's and
+/// named. A stopped container has its record changed alone, so the next start gives nothing.
+/// All or nothing: every request is checked before anything changes.
 pub fn remove(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
-    let t = target(c)?;
+    let t = if c.pid > 0 { Some(target(c)?) } else { None };
     let from_annotations = annotation_nodes(c, host)?;
     let mut record = added::read(&host.added, &c.id)?;
-    let mut said = Vec::new();
+    let mut plan: Vec<(Request, Vec<Node>)> = Vec::new();
     for asked in &requests {
         let r = recorded_part(asked, &record, |rel| from_annotations.contains(rel))?;
-        let nodes = nodes_to_remove(&r, host, &t.root)?;
+        let nodes = nodes_to_take_back(&r, host, &record);
         if let Some(n) = nodes.iter().find(|n| from_annotations.contains(&n.rel)) {
             bail!(
-                "{}: {} is given by the container's annotations as well; re-create the container without it",
+                "{}: {} is given by the container's annotations as well; re-create the container without it (nothing removed)",
                 asked.annotation,
                 n.container_path()
             );
         }
-        record.remove(&r);
-        t.filter
-            .deny(&nodes.iter().map(Node::rule).collect::<Vec<_>>())?;
-        for n in &nodes {
-            if nodes::remove(&t.root, &n.rel)? {
-                said.push(format!("{}: removed {}", c.name, n.container_path()));
-            } else {
-                said.push(format!(
+        plan.push((r, nodes));
+    }
+    if let Some(t) = &t {
+        let rules: Vec<Rule> = plan
+            .iter()
+            .flat_map(|(_, nodes)| nodes.iter().map(Node::rule))
+            .collect();
+        t.filter.deny(&rules)?;
+    }
+    for (r, _) in &plan {
+        record.remove(r);
+    }
+    added::write(&host.added, &record)?;
+    let mut said = Vec::new();
+    for (r, nodes) in &plan {
+        let Some(t) = &t else {
+            said.push(format!(
+                "{}: {}: taken out of the record; it is not running, so its next start gives nothing",
+                c.name, r.annotation
+            ));
+            continue;
+        };
+        if nodes.is_empty() {
+            said.push(format!(
+                "{}: {}: the host no longer has it and the record (an older virtpod's) holds no numbers: taken out of the record; the container keeps its access until it restarts",
+                c.name, r.annotation
+            ));
+        }
+        for n in nodes {
+            said.push(match nodes::remove(&t.root, &n.rel) {
+                Ok(true) => format!("{}: removed {}", c.name, n.container_path()),
+                Ok(false) => format!(
                     "{}: {} was gone already; its access is withdrawn",
                     c.name,
                     n.container_path()
-                ));
-            }
+                ),
+                Err(e) => format!("{}: {e:#}; its access is withdrawn all the same", c.name),
+            });
         }
     }
-    added::write(&host.added, &record)?;
     Ok(said)
 }
 
@@ -352,39 +421,38 @@ fn recorded_part(
     }
 }
 
-/// The nodes a request names: found on the host as `add` finds them, or, for a device the
-/// host no longer has (unplugged), the node of that name in the container.
-fn nodes_to_remove(r: &Request, host: &HostPaths, root: &Path) -> Result<Vec<Node>> {
-    match discover::resolve(r, host) {
-        Ok(found) => Ok(found.nodes),
-        Err(refused) => {
-            let Selection::Names(names) = &r.selection else {
-                return Err(refused.into());
-            };
-            let mut found = Vec::new();
-            for name in names {
-                let rel = r
-                    .class
-                    .rel_for(name)
-                    .ok_or_else(|| anyhow::anyhow!("{refused}"))?;
-                match nodes::stat(root, &rel) {
-                    Some((kind, major, minor)) => found.push(Node {
-                        class: r.class.name,
-                        host: root.join("dev").join(&rel),
-                        rel,
-                        kind,
-                        major,
-                        minor,
-                        mode: 0,
-                        gid: 0,
-                        group: None,
-                    }),
-                    None => return Err(refused.into()),
-                }
-            }
-            Ok(found)
+/// The nodes whose access a removal takes back: those the host has for the request now (the
+/// hook gave these at the last start) and those the record noted when they were added (the
+/// host may no longer have them). Never the container's own node: the container may have put
+/// anything there.
+fn nodes_to_take_back(r: &Request, host: &HostPaths, record: &added::Record) -> Vec<Node> {
+    let mut found = discover::resolve(r, host)
+        .map(|f| f.nodes)
+        .unwrap_or_default();
+    for (rel, g) in record.granted_for(r) {
+        let kind = if g.kind == "b" {
+            Kind::Block
+        } else {
+            Kind::Char
+        };
+        if !found
+            .iter()
+            .any(|n| &n.rel == rel && (n.kind, n.major, n.minor) == (kind, g.major, g.minor))
+        {
+            found.push(Node {
+                class: r.class.name,
+                host: PathBuf::from("/dev").join(rel),
+                rel: rel.clone(),
+                kind,
+                major: g.major,
+                minor: g.minor,
+                mode: 0,
+                gid: 0,
+                group: None,
+            });
         }
     }
+    found
 }
 
 /// The nodes (paths under /dev) the container's annotations give on this host.

@@ -108,8 +108,10 @@ impl Source {
             }
             Source::File { file, pending } => {
                 std::thread::sleep(wait.min(Duration::from_millis(200)));
-                let mut more = String::new();
-                file.read_to_string(&mut more)?;
+                // Bytes, not text: one bad byte must not end the watch.
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes)?;
+                let more = String::from_utf8_lossy(&bytes);
                 if more.is_empty() {
                     // A file truncated under us starts again from its start.
                     let len = file.metadata()?.len();

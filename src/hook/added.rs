@@ -33,6 +33,21 @@ pub struct Record {
     pub id: String,
     /// Class name → what was added.
     pub devices: BTreeMap<String, Added>,
+    /// The nodes the additions gave (path under /dev → its numbers): what `remove` takes back
+    /// from the container's device filter whatever the container did to its nodes since and
+    /// whether or not the host still has the device. Records of older versions have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub granted: BTreeMap<String, Granted>,
+}
+
+/// A node given at run time, as the device filter knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Granted {
+    pub class: String,
+    /// `c` or `b`.
+    pub kind: String,
+    pub major: u64,
+    pub minor: u64,
 }
 
 impl Record {
@@ -80,10 +95,45 @@ impl Record {
         self.devices.insert(class, merged);
     }
 
+    /// Notes a node an addition gave, for `remove`.
+    pub fn granted(&mut self, class: &str, rel: &str, kind: &str, major: u64, minor: u64) {
+        self.granted.insert(
+            rel.to_string(),
+            Granted {
+                class: class.to_string(),
+                kind: kind.to_string(),
+                major,
+                minor,
+            },
+        );
+    }
+
+    /// The nodes noted for `req`: the class's, or those of its names.
+    pub fn granted_for(&self, req: &Request) -> Vec<(&String, &Granted)> {
+        let names: Option<Vec<String>> = match &req.selection {
+            Selection::All => None,
+            Selection::Names(n) => Some(n.iter().filter_map(|n| req.class.rel_for(n)).collect()),
+        };
+        self.granted
+            .iter()
+            .filter(|(rel, g)| {
+                g.class == req.class.name && names.as_ref().is_none_or(|n| n.contains(rel))
+            })
+            .collect()
+    }
+
     /// Takes `req` out: the whole class for `All`, else the names. Returns whether the record
     /// had any of it.
     pub fn remove(&mut self, req: &Request) -> bool {
         let class = req.class.name;
+        let names: Option<Vec<String>> = match &req.selection {
+            Selection::All => None,
+            Selection::Names(n) => Some(n.iter().filter_map(|n| req.class.rel_for(n)).collect()),
+        };
+        let whole = names.is_none() || matches!(self.devices.get(class), Some(Added::All(_)));
+        self.granted.retain(|rel, g| {
+            g.class != class || !(whole || names.as_ref().is_some_and(|n| n.contains(rel)))
+        });
         match (self.devices.get_mut(class), &req.selection) {
             (None, _) => false,
             (Some(_), Selection::All) | (Some(Added::All(_)), _) => {

@@ -89,6 +89,17 @@ pub fn init(level: LevelFilter, file: &Path) {
     }
 }
 
+/// Logging for a process the hook started that outlives it (`virtpod device watch`): the log
+/// file alone, its lines in the hook's own format (one line per event, whoever writes), never
+/// a terminal of the hook's parent.
+pub fn init_file_only(level: LevelFilter, file: &Path) -> std::io::Result<()> {
+    let f = OpenOptions::new().create(true).append(true).open(file)?;
+    let _ = tracing_subscriber::registry()
+        .with(file_layer(Mutex::new(f), level))
+        .try_init();
+    Ok(())
+}
+
 /// The log file's lines: time, level, the span (container and stage), then the message.
 fn file_layer<S, W>(writer: W, level: LevelFilter) -> impl Layer<S>
 where

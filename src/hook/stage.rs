@@ -394,7 +394,7 @@ fn bind_mount(root: &Path, source: &Path, dest: &str, read_only: bool) -> Result
 
 /// poststart, for `io.virtpod.device.usb=hotplug` (hooks.d/virtpod-usb-hotplug.json): starts
 /// `virtpod device watch` for the container, in a session of its own since it outlives this
-/// hook, its lines appended to the hook's log. poststop stops it; it also ends by itself when
+/// hook, its lines in the hook's log in the hook's format (`--log`). poststop stops it; it also ends by itself when
 /// the container's process is gone.
 pub fn poststart(input: &[u8], host: &HostPaths, log: &Path, events: Option<&Path>) -> Result<()> {
     use std::os::unix::process::CommandExt;
@@ -411,13 +411,16 @@ pub fn poststart(input: &[u8], host: &HostPaths, log: &Path, events: Option<&Pat
         .pid()
         .ok_or_else(|| anyhow!("the OCI state has no pid; is poststart the right stage?"))?;
     let exe = std::env::current_exe().context("finding this binary")?;
-    let out = fs::OpenOptions::new()
+    // The watcher writes there itself: it must be writable now, not found out by nobody later.
+    fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["device", "watch", "--pid", &pid.to_string(), "--id", &id])
+        .arg("--log")
+        .arg(log)
         .arg("--dev-root")
         .arg(&host.dev)
         .arg("--sys-root")
@@ -430,8 +433,8 @@ pub fn poststart(input: &[u8], host: &HostPaths, log: &Path, events: Option<&Pat
         cmd.arg("--events").arg(events);
     }
     cmd.stdin(std::process::Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out);
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(Into::into));

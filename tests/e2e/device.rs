@@ -255,6 +255,74 @@ fn a_device_added_at_run_time_opens_survives_a_restart_and_goes_with_remove() {
     assert!(c.sh("ls /dev/ttyUSB7 2>&1").contains("No such file"));
 }
 
+/// The container's /dev is the container's: `remove` takes back the host's grant (filter rule,
+/// record) whatever the container planted at the node, never follows it, works on a stopped
+/// container (record only), and refuses a list with one bad request whole.
+#[test]
+fn remove_takes_back_the_grant_whatever_the_container_did_and_works_stopped() {
+    require_prepared();
+    let s = Setup::new();
+    let c = s.container(&["io.virtpod.device.ttyACM=true"]);
+    let out = s.device("add", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // All or nothing: the annotation's device in the same call refuses the whole call.
+    let out = s.device("remove", &[&c.name, "ttyUSB=ttyUSB7", "ttyACM=ttyACM0"]);
+    assert!(
+        !out.status.success() && text(&out).contains("comes from the container's annotations"),
+        "{}",
+        text(&out)
+    );
+    let open = c.sh(OPEN);
+    assert!(
+        open.contains("No such device or address"),
+        "nothing removed: {open}"
+    );
+
+    // The container replaces its node with a symlink to /dev/null.
+    c.sh("rm /dev/ttyUSB7 && ln -s /dev/null /dev/ttyUSB7");
+    let out = s.device("remove", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("not a device node; left as it is; its access is withdrawn all the same"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        c.sh("readlink /dev/ttyUSB7").trim(),
+        "/dev/null",
+        "left as the container's"
+    );
+    assert!(
+        c.sh("echo x > /dev/null && echo WROTE").contains("WROTE"),
+        "/dev/null untouched"
+    );
+    let again = c.sh("mknod /dev/ttyUSB6 c 188 7 && exec 3<>/dev/ttyUSB6 && echo OPENED");
+    assert!(again.contains("Operation not permitted"), "{again}");
+    assert!(
+        fs::read_dir(s.added_dir()).unwrap().next().is_none(),
+        "the record is gone"
+    );
+    s.restart(&c);
+    assert!(c.sh("ls /dev/ttyUSB7 2>&1").contains("No such file"));
+
+    // Stopped: the record alone, so the next start gives nothing.
+    let out = s.device("add", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    podman_ok(&["stop", "-t", "0", &c.name]);
+    let out = s.device("remove", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(
+        out.status.success() && text(&out).contains("taken out of the record; it is not running"),
+        "{}",
+        text(&out)
+    );
+    assert!(fs::read_dir(s.added_dir()).unwrap().next().is_none());
+    let hooks = s.tmp.path().join("hooks.d").display().to_string();
+    podman_ok(&["start", "--hooks-dir", &hooks, &c.name]);
+    assert!(c.sh("ls /dev/ttyUSB7 2>&1").contains("No such file"));
+}
+
 /// Every selection the hook refuses, `device add` refuses too, with the hook's words, and
 /// nothing reaches the container or the records.
 #[test]
@@ -385,6 +453,27 @@ fn usb_hotplug_gives_a_plugged_device_and_takes_an_unplugged_one() {
         "libvirt reads the vendor id from the live /run/udev"
     );
 
+    // A remove event is not trusted for its numbers: one naming a device the watcher never gave,
+    // with /dev/null's numbers, takes nothing; a line of bad bytes is skipped, and the watch goes on.
+    append(
+        usb_event("remove", "bus/usb/001/009", 4).replace("MAJOR=189\nMINOR=4", "MAJOR=1\nMINOR=3"),
+    );
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new().append(true).open(&events).unwrap();
+        f.write_all(b"ACTION=\xff\xfe\x00add\nDEVNAME=\xc3\n\n")
+            .unwrap();
+    }
+    wait_for(
+        "the forged remove to be said",
+        std::time::Duration::from_secs(15),
+        || {
+            s.hook_log()
+                .contains("/dev/bus/usb/001/009: not given by this watcher; nothing taken back")
+        },
+    );
+    assert!(c.sh("echo x > /dev/null && echo WROTE").contains("WROTE"));
+
     // Unplugged.
     fs::remove_file(s.tmp.path().join("dev/bus/usb/001/005")).unwrap();
     append(usb_event("remove", "bus/usb/001/005", 4));
@@ -460,6 +549,18 @@ fn usb_hotplug_gives_a_plugged_device_and_takes_an_unplugged_one() {
     let log = s.hook_log();
     assert!(
         log.contains("added /dev/bus/usb/001/005") && log.contains("removed /dev/bus/usb/001/005"),
+        "{log}"
+    );
+    // One line per event, one format, hook and watcher alike: time, level, then the container
+    // and stage (the watcher's lines too).
+    let line =
+        regex::Regex::new(r"^\d{4}-\d\d-\d\dT[0-9:.]+Z +(TRACE|DEBUG|INFO|WARN|ERROR) ").unwrap();
+    for l in log.lines() {
+        assert!(line.is_match(l), "not in the log's format: {l:?}\n{log}");
+    }
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" stage=watch}: ") && l.contains("added /dev/bus/usb/001/005")),
         "{log}"
     );
 }

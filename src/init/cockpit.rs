@@ -82,10 +82,27 @@ pub fn parse_credentials(text: &str, source: &Path) -> Result<Vec<Login>> {
     Ok(logins)
 }
 
+/// Services that cannot run without their setting: wanted by hand without it, each would fail
+/// at every start, for ever.
+const NEED_A_SETTING: &[(&str, &str)] = &[
+    ("sshd", "VIRTPOD_SSH_AUTHORIZED_KEYS (the keys that may log in)"),
+    (
+        "cockpit-ws",
+        "VIRTPOD_COCKPIT=1 with VIRTPOD_COCKPIT_CREDENTIALS (the console's logins)",
+    ),
+    ("forward", "VIRTPOD_FORWARD (the ports to forward)"),
+];
+
 /// `systemd.wants=` plus the services settings turn on, given as (the setting, its services):
-/// the console's (`SERVICES`), SSH's (ssh.rs). Masking one of them while the setting asks for
-/// it is a contradiction, refused with the fix.
+/// the console's (`SERVICES`), SSH's (ssh.rs), the forward's. Masking one of them while the
+/// setting asks for it is a contradiction, and so is wanting one whose setting is not set: both
+/// refused with the fix.
 pub fn with_services(wanted: &[(&str, &[&str])], boot: &BootArgs) -> Result<BootArgs> {
+    for (service, setting) in NEED_A_SETTING {
+        if boot.wants.contains(*service) && !wanted.iter().any(|(_, s)| s.contains(service)) {
+            bail!("systemd.wants={service}: {service} needs {setting}, which is not set, and would fail at every start; set it (docs/init.md), or drop systemd.wants={service}");
+        }
+    }
     let mut wants = boot.wants.clone();
     for (setting, services) in wanted {
         if let Some(m) = services.iter().find(|s| boot.mask.contains(**s)) {
@@ -258,13 +275,28 @@ mod tests {
 
     #[test]
     fn the_setting_wants_the_services_and_refuses_a_mask_of_one() {
-        let boot = args::parse(&["systemd.wants=sshd"]).unwrap();
+        let boot = args::parse(&["systemd.wants=virtlockd"]).unwrap();
         let on = [("VIRTPOD_COCKPIT=1", SERVICES)];
         let b = with_services(&on, &boot).unwrap();
-        for s in ["sshd", "dbus", "libvirt-dbus", "cockpit-ws"] {
+        for s in ["virtlockd", "dbus", "libvirt-dbus", "cockpit-ws"] {
             assert!(b.wants.contains(s), "{s}");
         }
         assert_eq!(with_services(&[], &boot).unwrap(), boot);
+        // A service that lives on its setting, wanted without it.
+        for (service, setting) in [
+            ("sshd", "VIRTPOD_SSH_AUTHORIZED_KEYS"),
+            ("cockpit-ws", "VIRTPOD_COCKPIT=1"),
+            ("forward", "VIRTPOD_FORWARD"),
+        ] {
+            let boot = args::parse(&[&format!("systemd.wants={service}")]).unwrap();
+            let e = with_services(&[], &boot).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("systemd.wants={service}: {service} needs {setting}")),
+                "{e}"
+            );
+        }
+        let boot = args::parse(&["systemd.wants=cockpit-ws"]).unwrap();
+        assert!(with_services(&on, &boot).is_ok(), "with its setting");
         let boot = args::parse(&["systemd.mask=dbus"]).unwrap();
         let e = with_services(&on, &boot).unwrap_err().to_string();
         assert!(

@@ -349,6 +349,27 @@ fn systemd_arguments_setenv_mask_and_errors() {
         text(&quiet)
     );
 
+    // A service that lives on its setting, wanted without it, would crash-loop for ever.
+    for (service, setting) in [
+        ("sshd", "VIRTPOD_SSH_AUTHORIZED_KEYS"),
+        ("cockpit-ws", "VIRTPOD_COCKPIT=1"),
+        ("forward", "VIRTPOD_FORWARD"),
+    ] {
+        let bad = podman(&[
+            "run",
+            "--rm",
+            "--no-healthcheck",
+            image(),
+            &format!("systemd.wants={service}"),
+        ]);
+        assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+        assert!(
+            text(&bad).contains(&format!("systemd.wants={service}: {service} needs {setting}")),
+            "{}",
+            text(&bad)
+        );
+    }
+
     // What libvirt cannot live without is refused, not left to an appliance never ready.
     for daemon in ["libvirtd", "virtlogd"] {
         let bad = podman(&[

@@ -26,11 +26,46 @@ pub enum File {
     Group,
 }
 
+/// What `merge` did: the text, the names added, and the host's entries it would not copy (each
+/// said as a short reason with the start of the line).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Merged {
+    pub text: String,
+    pub added: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+/// Whether useradd/groupadd would accept the entry (its fields split at ':'), and why not: a
+/// name of at most 32 of [a-z0-9_-] (a leading letter or _, a trailing $ for machine accounts),
+/// ids that are numbers below 4294967295, a comment without control characters and short. What
+/// else the host's file holds is not copied: `podman exec` reads the container's passwd with a
+/// line limit, and one 100,000-character name made every exec fail.
+fn acceptable(f: &[String], file: File) -> Result<(), &'static str> {
+    let name = f[0].as_str();
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let mut chars = body.chars();
+    let first_ok = matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_');
+    if name.len() > 32
+        || !first_ok
+        || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err("not a name useradd accepts");
+    }
+    let id = |s: &str| s.parse::<u32>().ok().filter(|id| *id != u32::MAX);
+    if id(&f[2]).is_none() || (file == File::Passwd && id(&f[3]).is_none()) {
+        return Err("not an id useradd accepts");
+    }
+    if file == File::Passwd && (f[4].len() > 256 || f[4].chars().any(char::is_control)) {
+        return Err("a comment too long or with control characters");
+    }
+    Ok(())
+}
+
 /// `container`'s text with the entries of `host` whose id the container lacks appended, and the
 /// names added. A host name that the container uses for another id is added as `host-NAME`
 /// (skipped if that is taken too). Comments, NIS lines (`+`, `-`) and malformed lines are
-/// skipped.
-pub fn merge(container: &str, host: &str, file: File) -> (String, Vec<String>) {
+/// passed over; entries useradd would refuse are skipped and named.
+pub fn merge(container: &str, host: &str, file: File) -> Merged {
     let entries = |text: &str| -> Vec<Vec<String>> {
         text.lines()
             .filter(|l| !l.is_empty() && !l.starts_with(['#', '+', '-']))
@@ -39,6 +74,21 @@ pub fn merge(container: &str, host: &str, file: File) -> (String, Vec<String>) {
             .collect()
     };
     let mine = entries(container);
+    let mut skipped = Vec::new();
+    let host_entries: Vec<Vec<String>> = entries(host)
+        .into_iter()
+        .filter(|f| match acceptable(f, file) {
+            Ok(()) => true,
+            Err(why) => {
+                let start: String = f[0].chars().take(24).collect();
+                skipped.push(format!(
+                    "{start:?}{}: {why}",
+                    if f[0].chars().count() > 24 { "…" } else { "" }
+                ));
+                false
+            }
+        })
+        .collect();
     let mut ids: BTreeSet<String> = mine.iter().map(|f| f[2].clone()).collect();
     let mut names: BTreeSet<String> = mine.iter().map(|f| f[0].clone()).collect();
     let mut text = container.to_string();
@@ -46,7 +96,7 @@ pub fn merge(container: &str, host: &str, file: File) -> (String, Vec<String>) {
         text.push('\n');
     }
     let mut added = Vec::new();
-    for f in entries(host) {
+    for f in host_entries {
         if ids.contains(&f[2]) {
             continue;
         }
@@ -71,7 +121,11 @@ pub fn merge(container: &str, host: &str, file: File) -> (String, Vec<String>) {
         names.insert(name.clone());
         added.push(name);
     }
-    (text, added)
+    Merged {
+        text,
+        added,
+        skipped,
+    }
 }
 
 fn fields(file: File) -> usize {
@@ -91,12 +145,22 @@ pub fn add_host_accounts(needed: bool) -> Result<()> {
         (HOST_PASSWD, "/etc/passwd", File::Passwd),
         (HOST_GROUP, "/etc/group", File::Group),
     ] {
-        let Ok(host_text) = std::fs::read_to_string(host) else {
+        // Capped like any file virtpod reads: a host file is other people's input.
+        let Ok(host_text) =
+            crate::files::read_config(Path::new(host), 16 * crate::files::CONFIG_LIMIT)
+        else {
             missing.push(host);
             continue;
         };
         let container = std::fs::read_to_string(mine).with_context(|| format!("reading {mine}"))?;
-        let (text, added) = merge(&container, &host_text, file);
+        let Merged {
+            text,
+            added,
+            skipped,
+        } = merge(&container, &host_text, file);
+        for s in &skipped {
+            warn!(file = host, "the host's entry {s}: not copied into {mine}");
+        }
         if added.is_empty() {
             continue;
         }
@@ -157,7 +221,7 @@ mod tests {
 
     #[test]
     fn host_users_the_image_lacks_are_added_as_names_only() {
-        let (text, added) = merge(IMAGE_PASSWD, HOST_PASSWD_TEXT, File::Passwd);
+        let Merged { text, added, .. } = merge(IMAGE_PASSWD, HOST_PASSWD_TEXT, File::Passwd);
         assert_eq!(added, ["alice", "host-libvirt-qemu"]);
         assert!(
             text.starts_with(IMAGE_PASSWD),
@@ -170,17 +234,17 @@ mod tests {
 
     #[test]
     fn a_second_start_adds_nothing() {
-        let (once, _) = merge(IMAGE_PASSWD, HOST_PASSWD_TEXT, File::Passwd);
-        let (twice, added) = merge(&once, HOST_PASSWD_TEXT, File::Passwd);
-        assert_eq!(twice, once);
-        assert!(added.is_empty());
+        let once = merge(IMAGE_PASSWD, HOST_PASSWD_TEXT, File::Passwd).text;
+        let twice = merge(&once, HOST_PASSWD_TEXT, File::Passwd);
+        assert_eq!(twice.text, once);
+        assert!(twice.added.is_empty());
     }
 
     #[test]
     fn host_groups_come_without_members() {
         let image = "root:x:0:\nkvm:x:104:libvirt-qemu\nlibvirt:x:103:";
         let host = "root:x:0:\nkvm:x:994:\nalice:x:1000:\nlibvirt:x:995:alice,bob\n";
-        let (text, added) = merge(image, host, File::Group);
+        let Merged { text, added, .. } = merge(image, host, File::Group);
         assert_eq!(added, ["host-kvm", "alice", "host-libvirt"]);
         assert_eq!(
             text,
@@ -191,7 +255,32 @@ mod tests {
     #[test]
     fn a_name_taken_twice_is_skipped() {
         let image = "alice:x:5:\nhost-alice:x:6:\n";
-        let (_, added) = merge(image, "alice:x:1000:\n", File::Group);
-        assert!(added.is_empty());
+        assert!(merge(image, "alice:x:1000:\n", File::Group)
+            .added
+            .is_empty());
+    }
+
+    #[test]
+    fn entries_useradd_would_refuse_are_skipped_and_named() {
+        let long = "a".repeat(100_000);
+        let host = format!(
+            "{long}:x:2000:2000::/home/x:/bin/sh\n\
+             Bob:x:2001:2001::/:/bin/sh\n\
+             carol:x:4294967295:1::/:/bin/sh\n\
+             dave:x:2003:2003:{}:/:/bin/sh\n\
+             eve:x:2004:2004:Eve\u{1b}[2J:/:/bin/sh\n\
+             machine$:x:2005:2005::/:/bin/false\n\
+             fred:x:2006:2006:Fred:/:/bin/sh\n",
+            "c".repeat(300)
+        );
+        let m = merge(IMAGE_PASSWD, &host, File::Passwd);
+        assert_eq!(m.added, ["machine$", "fred"]);
+        assert_eq!(m.skipped.len(), 5, "{:?}", m.skipped);
+        assert!(
+            m.skipped[0].starts_with("\"aaaaaaaaaaaaaaaaaaaaaaaa\"…: not a name"),
+            "{:?}",
+            m.skipped
+        );
+        assert!(m.text.lines().all(|l| l.len() < 400));
     }
 }

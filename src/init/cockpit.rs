@@ -85,7 +85,10 @@ pub fn parse_credentials(text: &str, source: &Path) -> Result<Vec<Login>> {
 /// Services that cannot run without their setting: wanted by hand without it, each would fail
 /// at every start, for ever.
 const NEED_A_SETTING: &[(&str, &str)] = &[
-    ("sshd", "VIRTPOD_SSH_AUTHORIZED_KEYS (the keys that may log in)"),
+    (
+        "sshd",
+        "VIRTPOD_SSH_AUTHORIZED_KEYS (the keys that may log in)",
+    ),
     (
         "cockpit-ws",
         "VIRTPOD_COCKPIT=1 with VIRTPOD_COCKPIT_CREDENTIALS (the console's logins)",
@@ -291,7 +294,9 @@ mod tests {
             let boot = args::parse(&[&format!("systemd.wants={service}")]).unwrap();
             let e = with_services(&[], &boot).unwrap_err().to_string();
             assert!(
-                e.starts_with(&format!("systemd.wants={service}: {service} needs {setting}")),
+                e.starts_with(&format!(
+                    "systemd.wants={service}: {service} needs {setting}"
+                )),
                 "{e}"
             );
         }

@@ -364,7 +364,9 @@ fn systemd_arguments_setenv_mask_and_errors() {
         ]);
         assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
         assert!(
-            text(&bad).contains(&format!("systemd.wants={service}: {service} needs {setting}")),
+            text(&bad).contains(&format!(
+                "systemd.wants={service}: {service} needs {setting}"
+            )),
             "{}",
             text(&bad)
         );

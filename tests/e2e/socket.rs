@@ -127,7 +127,12 @@ fn a_host_user_the_image_lacks_connects_once_the_hosts_accounts_are_bound() {
     for (file, extra) in [
         (
             "passwd",
-            format!("vp-desktop:x:{USER}:{USER}:virtpod test:/home/vp:/bin/sh\n"),
+            // And an entry no useradd would make: a 100,000-character name once made every
+            // `podman exec` fail ("bufio.Scanner: token too long"), health check included.
+            format!(
+                "vp-desktop:x:{USER}:{USER}:virtpod test:/home/vp:/bin/sh\n{}:x:3000502:3000502::/:/bin/sh\n",
+                "v".repeat(100_000)
+            ),
         ),
         (
             "group",
@@ -183,6 +188,14 @@ fn a_host_user_the_image_lacks_connects_once_the_hosts_accounts_are_bound() {
     app.wait_ready();
     let out = virsh_as_ids(USER, &GID.to_string(), &vols.socket(), &["list"]);
     assert!(out.status.success(), "{}", text(&out));
+    let (ok, health) = app.health();
+    assert!(ok, "podman exec and the health check still work: {health}");
+    assert!(
+        app.logs().contains("not a name useradd accepts: not copied into /etc/passwd"),
+        "{}",
+        app.logs()
+    );
+    assert!(!app.exec_ok("cat /etc/passwd").contains("vvvvvvvvvv"));
     assert_eq!(
         app.exec_ok(&format!("getent passwd {USER}")).trim(),
         format!("vp-desktop:*:{USER}:{USER}:virtpod test:/nonexistent:/usr/sbin/nologin")

@@ -13,10 +13,21 @@ pub const PODMAN_DEFAULT_LIMIT: u64 = 1_048_576;
 pub fn podman(p: &Result<Podman, String>) -> Finding {
     match p {
         Ok(p) => Finding::ok("podman", format!("podman {}", p.version)),
-        Err(e) => Finding::fail(
+        // The fix follows the cause: only a podman that cannot be run is "install podman".
+        Err(e) if e.starts_with(super::facts::NO_PODMAN) => Finding::fail(
             "podman",
             e.clone(),
             "install podman (`apt-get install podman`) and make sure `podman info` runs",
+        ),
+        Err(e) if e.contains(".conf") => Finding::fail(
+            "podman",
+            e.clone(),
+            "podman cannot read its configuration: fix the file it names above (CONTAINERS_CONF, containers.conf, containers.conf.d/, storage.conf), then `podman info` runs",
+        ),
+        Err(e) => Finding::fail(
+            "podman",
+            e.clone(),
+            "`podman info` must run: fix what it says above",
         ),
     }
 }
@@ -330,6 +341,11 @@ pub fn socket(path: &Path, connected: &io::Result<()>) -> Finding {
             format!("no socket at {p}: the appliance is not running, or puts its sockets elsewhere"),
             "start it with ./appliance-up (or `podman-compose -p virtpod up -d`); \
              for another directory: virtpod doctor --socket DIR/libvirt-sock",
+        ),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Finding::fail(
+            "socket",
+            format!("{p} is not a socket: {e}"),
+            "name the appliance's socket file: virtpod doctor --socket /run/virtpod/libvirt-sock (or DIR/libvirt-sock of your socket directory)",
         ),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Finding::fail(
             "socket",

@@ -20,6 +20,9 @@ pub struct Podman {
 }
 
 /// `podman info` as the user's podman sees its configuration (CONTAINERS_CONF included).
+/// How `podman()`'s error starts when there is no podman to run.
+pub const NO_PODMAN: &str = "cannot run podman";
+
 pub fn podman() -> Result<Podman, String> {
     let out = Command::new("podman")
         .args([
@@ -28,7 +31,7 @@ pub fn podman() -> Result<Podman, String> {
             "{{.Version.Version}}\t{{.Host.OCIRuntime.Name}}\t{{.Host.CgroupsVersion}}\t{{.Host.CgroupManager}}",
         ])
         .output()
-        .map_err(|e| format!("cannot run podman: {e}"))?;
+        .map_err(|e| format!("{NO_PODMAN}: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("`podman info` failed: {}", err.trim()));
@@ -120,7 +123,7 @@ pub fn containers_conf_ulimits() -> ConfUlimits {
         ..Default::default()
     };
     for f in &files {
-        let Ok(text) = std::fs::read_to_string(f) else {
+        let Ok(text) = crate::files::read_config(f, crate::files::CONFIG_LIMIT) else {
             continue;
         };
         c.files.push(f.clone());
@@ -376,8 +379,23 @@ fn watchers() -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Connecting to the socket: whether something listens there.
+/// Connecting to the socket: whether something listens there. A path that is there but is no
+/// socket (a directory, a file) is InvalidInput, saying what it is: the kernel's "connection
+/// refused" would read as an appliance that stopped.
 pub fn connect(socket: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(m) = std::fs::metadata(socket) {
+        if !m.file_type().is_socket() {
+            let what = if m.is_dir() {
+                "a directory"
+            } else if m.is_file() {
+                "a regular file"
+            } else {
+                "not a socket"
+            };
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+        }
+    }
     std::os::unix::net::UnixStream::connect(socket).map(drop)
 }
 

@@ -141,12 +141,13 @@ fn read_one(path: &Path, name: &str, extension_stages: &[&str]) -> Outcome {
     if !name.ends_with(".json") {
         return Outcome::Ignored;
     }
-    let text = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    // The hook's rules for what it reads: a regular file, capped; a FIFO never blocks, a
+    // symlink to /dev/zero never fills memory.
+    let text = match crate::files::read_config(path, crate::files::CONFIG_LIMIT) {
+        Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Outcome::Dangling,
         Err(e) => return Outcome::Invalid(format!("cannot read: {e}"), false),
     };
-    let text = String::from_utf8_lossy(&text);
     let hook = match schema::parse(&text) {
         Ok(h) => h,
         Err(e) => return Outcome::Invalid(e.to_string(), false),

@@ -541,3 +541,78 @@ fn explain_agrees_with_podman_on_the_corpus() {
     );
     eprintln!("explain agreed with podman on all {} cases", cases.len());
 }
+
+/// Files nobody should have to read whole, or wait on: `hooks check` and `doctor` read hook
+/// definitions as the hook reads its input (regular files, capped), finish, and name each;
+/// doctor's fixes follow the cause (a directory given as the socket, a broken containers.conf).
+#[test]
+fn hooks_check_and_doctor_finish_on_fifos_endless_and_huge_files_and_name_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    nix::unistd::mkfifo(
+        &d.join("x.json"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.json")).unwrap();
+    let big = std::fs::File::create(d.join("big.json")).unwrap();
+    big.set_len(2 * 1024 * 1024 * 1024).unwrap(); // sparse: 2 GB that read whole would be read
+    let run = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_virtpod"));
+        cmd.args(args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("{args:?} did not finish in 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let d_str = d.display().to_string();
+    let report = run(&["hooks", "check", &d_str], None);
+    for (file, says) in [
+        ("x.json", "is not a regular file"),
+        ("zero.json", "is not a regular file"),
+        ("big.json", "is larger than"),
+    ] {
+        assert!(
+            report.contains(&format!("/{file}: invalid: cannot read: ")) && report.contains(says),
+            "{file}: {report}"
+        );
+    }
+    let doctor = run(&["doctor", "--hooks-dir", &d_str, "--socket", &d_str], None);
+    assert!(
+        doctor.contains(
+            "FAIL  hooks: podman refuses to create any container while a hook file is invalid"
+        ),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains(&format!(
+            "FAIL  socket: {d_str} is not a socket: a directory"
+        )) && doctor.contains("name the appliance's socket file"),
+        "{doctor}"
+    );
+    let broken = d.join("broken.conf");
+    std::fs::write(&broken, "[engine\nruntime = ").unwrap();
+    let doctor = run(
+        &["doctor", "--socket", "/nonexistent/libvirt-sock"],
+        Some(("CONTAINERS_CONF", &broken.display().to_string())),
+    );
+    assert!(
+        doctor.contains("FAIL  podman:") && doctor.contains("podman cannot read its configuration"),
+        "{doctor}"
+    );
+    assert!(!doctor.contains("apt-get install podman"), "{doctor}");
+}

@@ -191,7 +191,8 @@ fn a_host_user_the_image_lacks_connects_once_the_hosts_accounts_are_bound() {
     let (ok, health) = app.health();
     assert!(ok, "podman exec and the health check still work: {health}");
     assert!(
-        app.logs().contains("not a name useradd accepts: not copied into /etc/passwd"),
+        app.logs()
+            .contains("not a name useradd accepts: not copied into /etc/passwd"),
         "{}",
         app.logs()
     );

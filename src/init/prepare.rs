@@ -117,6 +117,8 @@ pub fn write_config(daemons: &[&str], settings: &Settings) -> Result<()> {
     if let Some(credentials) = &settings.sasl {
         let users = super::sasl::configure(credentials)?;
         info!(users, file = %credentials.display(), "SASL (SCRAM-SHA-256) on libvirt's sockets");
+    } else {
+        super::sasl::unconfigure()?;
     }
     let settings = daemon_settings(&settings.socket, settings.auth());
     for daemon in daemons {

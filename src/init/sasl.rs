@@ -1,7 +1,9 @@
 //! Optional SASL on libvirt's sockets: SCRAM-SHA-256 with users from a credentials file (a
 //! podman secret, say), for hosts where socket permissions alone are too coarse. libvirt reads
-//! /etc/sasl2/libvirt.conf; the user database lives in /etc/libvirt (a volume) and is made anew
-//! from the file at every start, so a user removed from the file loses access.
+//! /etc/sasl2/libvirt.conf; the user database (passwords in clear, as SCRAM's sasldb keeps them)
+//! lives in the container's own /run/virtpod, never on a volume: it is made anew from the file
+//! at every start, so a user removed from the file loses access, and it goes with the container
+//! and with SASL turned off.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,7 +12,10 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 
 pub const SASL_CONF: &str = "/etc/sasl2/libvirt.conf";
-pub const SASL_DB: &str = "/etc/libvirt/passwd.db";
+pub const SASL_DB: &str = "/run/virtpod/sasl-passwd.db";
+/// Where versions before 2026-12 kept it: on the /etc/libvirt volume, which outlives the
+/// container and SASL itself. Removed at every start.
+pub const OLD_SASL_DB: &str = "/etc/libvirt/passwd.db";
 /// The systemd variant's client auth file and the environment that names it to
 /// libvirt-guests.service (systemd/libvirt-guests.service.d/virtpod.conf).
 pub const CLIENT_AUTH: &str = "/run/virtpod/libvirt-auth.conf";
@@ -75,11 +80,8 @@ pub fn configure(credentials: &Path) -> Result<usize> {
     let users = read_credentials(credentials)?;
     std::fs::create_dir_all("/etc/sasl2").context("creating /etc/sasl2")?;
     std::fs::write(SASL_CONF, sasl_conf()).with_context(|| format!("writing {SASL_CONF}"))?;
-    match std::fs::remove_file(SASL_DB) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing the old {SASL_DB}")),
-    }
+    remove_databases()?;
+    std::fs::create_dir_all("/run/virtpod").context("creating /run/virtpod")?;
     for (user, pass) in &users {
         let mut child = Command::new("saslpasswd2")
             .args(["-f", SASL_DB, "-a", "libvirt", "-p", "-c", user])
@@ -98,6 +100,30 @@ pub fn configure(credentials: &Path) -> Result<usize> {
         }
     }
     Ok(users.len())
+}
+
+/// SASL off: no user database is left anywhere, and libvirt's SASL configuration goes if it is
+/// the one virtpod wrote.
+pub fn unconfigure() -> Result<()> {
+    remove_databases()?;
+    if std::fs::read_to_string(SASL_CONF).is_ok_and(|t| t.starts_with("# Written by virtpod")) {
+        remove(SASL_CONF)?;
+    }
+    Ok(())
+}
+
+fn remove_databases() -> Result<()> {
+    remove(SASL_DB)?;
+    remove(OLD_SASL_DB)
+}
+
+fn remove(path: &str) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {path}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A libvirt client auth file (libvirt's auth.conf format) that logs in as `user`.

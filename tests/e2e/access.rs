@@ -80,6 +80,27 @@ fn sasl_keeps_the_guests() {
         "no password, yet connected, or refused for another reason: {}",
         text(&plain)
     );
+
+    // The password database is the container's own, never on the /etc/libvirt volume...
+    assert!(app
+        .exec("test -s /run/virtpod/sasl-passwd.db")
+        .status
+        .success());
+    assert!(!app.exec("test -e /etc/libvirt/passwd.db").status.success());
+    // ... where an older version kept it: with SASL off, no database is left anywhere.
+    app.exec_ok("cp /run/virtpod/sasl-passwd.db /etc/libvirt/passwd.db");
+    drop(app);
+    let app = Appliance::start(&vols, Opts::default());
+    app.wait_ready();
+    for db in ["/etc/libvirt/passwd.db", "/run/virtpod/sasl-passwd.db"] {
+        assert!(
+            !app.exec(&format!("test -e {db}")).status.success(),
+            "{db} left"
+        );
+    }
+    assert!(!app.exec("test -e /etc/sasl2/libvirt.conf").status.success());
+    let (ok, health) = app.health();
+    assert!(ok, "{health}");
 }
 
 /// The systemd variant: libvirt-guests' virsh shuts the guests down and starts them again, and

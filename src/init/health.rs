@@ -72,6 +72,26 @@ pub fn check(state_path: &Path) -> Result<String> {
     if !st.libvirt_ready {
         bail!("libvirt has not answered yet");
     }
+    if let Some(setting) = std::env::var(crate::forward::SETTING)
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let text = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let silent =
+            crate::forward::silent_ports(&setting, &crate::forward::listening_ports(&text));
+        if !silent.is_empty() {
+            let ports: Vec<String> = silent.iter().map(u16::to_string).collect();
+            bail!(
+                "{}: nothing listens on the container's port {} (the forward is down; init's log says why)",
+                crate::forward::SETTING,
+                ports.join(", ")
+            );
+        }
+    }
     // libvirt is asked by the helper, so that this command, like PID 1, never loads it.
     let exe = std::env::current_exe().context("finding this binary")?;
     let helper = super::helpers::locate(&exe);

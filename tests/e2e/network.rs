@@ -461,3 +461,96 @@ fn host_network_bridge_gives_the_guest_a_lease_from_the_lan() {
         "{why}"
     );
 }
+
+/// VIRTPOD_FORWARD against a flood (hardening, round two): 1,300 connections held open through
+/// one forwarded port once took two threads each, hit the container's pids limit ("Cannot
+/// fork" for `podman exec`), and killed that port's listener for good while health said ok.
+/// Now each port holds at most 256 connections and closes the rest with a line; exec and
+/// health keep working, and the port forwards again once the flood is over.
+#[test]
+fn a_flood_of_connections_never_takes_a_forwarded_port_down() {
+    require_prepared();
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard.min(16384), hard).unwrap();
+    // The far end, on the host: accepts every connection and holds it.
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                held.lock().unwrap().push(conn);
+            }
+        });
+    }
+    let gateway = podman_ok(&[
+        "network",
+        "inspect",
+        "podman",
+        "--format",
+        "{{range .Subnets}}{{.Gateway}}{{end}}",
+    ]);
+    let forward = format!("VIRTPOD_FORWARD=8080:{}:{port}", gateway.trim());
+    let vols = Volumes::new("fwd-flood");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &["-e", &forward],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    let ip = podman_ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.IPAddress}}",
+        &app.name,
+    ]);
+    let to: std::net::SocketAddr = format!("{}:8080", ip.trim()).parse().unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..1300 {
+        if let Ok(c) = TcpStream::connect_timeout(&to, Duration::from_secs(5)) {
+            clients.push(c);
+        }
+    }
+    wait_for(
+        "the forward to hold its limit",
+        Duration::from_secs(30),
+        || held.lock().unwrap().len() >= 256,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let through = held.lock().unwrap().len();
+    assert!(
+        through <= 256 + 8,
+        "{through} connections went through one port"
+    );
+    let (ok, health) = app.health();
+    assert!(ok, "podman exec and health during the flood: {health}");
+    assert!(
+        app.logs()
+            .contains("256 connections are open on this port already"),
+        "{}",
+        app.logs()
+    );
+
+    // Over: the far end lets go, and a new connection is forwarded again.
+    drop(clients);
+    held.lock().unwrap().clear();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
+    c.write_all(b"after").unwrap();
+    wait_for(
+        "a connection after the flood",
+        Duration::from_secs(15),
+        || held.lock().unwrap().len() == 1,
+    );
+    let mut got = [0u8; 5];
+    let mut far = held.lock().unwrap().remove(0);
+    far.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    far.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"after");
+    let (ok, health) = app.health();
+    assert!(ok, "{health}");
+}

@@ -39,6 +39,23 @@ fn the_rig_is_a_cgroup_v2_host_with_systemd_podman_5_and_crun() {
     }
 }
 
+/// The runtimes and podman's cgroup managers the matrices run under, in the scripts' order.
+const COMBINATIONS: [(&str, &str); 4] = [
+    ("crun", "systemd"),
+    ("runc", "systemd"),
+    ("crun", "cgroupfs"),
+    ("runc", "cgroupfs"),
+];
+
+/// The part of a matrix script's output under `== RUNTIME MANAGER`, up to the next `== `.
+fn combination<'a>(said: &'a str, runtime: &str, manager: &str) -> &'a str {
+    let start = said
+        .find(&format!("== {runtime} {manager}\n"))
+        .unwrap_or_else(|| panic!("{runtime} {manager} did not run:\n{said}"));
+    let rest = &said[start..];
+    &rest[..rest[3..].find("\n== ").map_or(rest.len(), |i| i + 3)]
+}
+
 /// The script run in the rig: each step prints a line the test looks for.
 const INSTALL_AND_BUILD: &str = r#"
 set -u
@@ -198,17 +215,8 @@ fn appliance_up_on_cgroup_v2_under_crun_and_runc_with_both_cgroup_managers() {
     let said = text(&out);
     assert!(out.status.success() && said.contains("== end"), "{said}");
     let mut first = true;
-    for (runtime, manager) in [
-        ("crun", "systemd"),
-        ("runc", "systemd"),
-        ("crun", "cgroupfs"),
-        ("runc", "cgroupfs"),
-    ] {
-        let start = said
-            .find(&format!("== {runtime} {manager}\n"))
-            .unwrap_or_else(|| panic!("{runtime} {manager} did not run:\n{said}"));
-        let rest = &said[start..];
-        let part = &rest[..rest[3..].find("\n== ").map_or(rest.len(), |i| i + 3)];
+    for (runtime, manager) in COMBINATIONS {
+        let part = combination(&said, runtime, manager);
         assert!(
             part.contains(&format!("container: {runtime} {manager}")),
             "{runtime} {manager}:\n{part}"
@@ -310,17 +318,8 @@ fn devices_at_run_time_on_cgroup_v2_under_crun_and_runc_with_both_cgroup_manager
     assert!(out.status.success() && said.contains("== end"), "{said}");
     const DENIED: &str = "Operation not permitted";
     const REACHED: &str = "No such device or address";
-    for (runtime, manager) in [
-        ("crun", "systemd"),
-        ("runc", "systemd"),
-        ("crun", "cgroupfs"),
-        ("runc", "cgroupfs"),
-    ] {
-        let start = said
-            .find(&format!("== {runtime} {manager}\n"))
-            .unwrap_or_else(|| panic!("{runtime} {manager} did not run:\n{said}"));
-        let rest = &said[start..];
-        let part = &rest[..rest[3..].find("\n== ").map_or(rest.len(), |i| i + 3)];
+    for (runtime, manager) in COMBINATIONS {
+        let part = combination(&said, runtime, manager);
         let line = |name: &str| {
             part.lines()
                 .find(|l| l.starts_with(name) && l[name.len()..].starts_with([':', '\t']))

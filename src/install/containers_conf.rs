@@ -20,6 +20,10 @@ pub const DROP_IN: &str = "/etc/containers/containers.conf.d/50-virtpod-hooks.co
 pub const PODMAN_DEFAULT: &str = "/usr/share/containers/oci/hooks.d";
 /// The first line of our drop-in: how uninstall and doctor know it is ours.
 pub const MARK: &str = "# Written by `virtpod install`";
+/// The drop-in's line when `virtpod install` made containers.conf.d for it: `virtpod uninstall`
+/// then takes the directory back too, when nothing else is in it.
+pub const MADE_DIR: &str =
+    "# virtpod install made this directory for this file; virtpod uninstall removes it when empty.";
 
 /// The system-wide files podman reads when CONTAINERS_CONF is unset, in order, as the host
 /// sees them; `on_disk` maps a host path to where it is read (under an install's root).

@@ -119,7 +119,13 @@ fn write_drop_in(layout: &Layout) -> Result<Done> {
         .into_iter()
         .filter(|f| f.as_path() < ours || !f.starts_with(DROP_IN_DIR))
         .collect();
-    let text = containers_conf::drop_in(&effective(&before, read).dirs, &layout.hooks_dir);
+    let mut text = containers_conf::drop_in(&effective(&before, read).dirs, &layout.hooks_dir);
+    // Made by us now, or by us before (a re-install keeps the line).
+    let dir = layout.on_disk(Path::new(DROP_IN_DIR));
+    if !dir.exists() || read(ours).is_some_and(|t| t.contains(containers_conf::MADE_DIR)) {
+        text.push_str(containers_conf::MADE_DIR);
+        text.push('\n');
+    }
     let path = layout.on_disk(ours);
     let outcome = write::write_atomic(
         &path,
@@ -189,6 +195,15 @@ pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -
                 .is_some_and(|dirs| dirs.iter().any(|d| Path::new(d) == layout.hooks_dir));
             if text.starts_with(containers_conf::MARK) && names_ours {
                 take(containers_conf::DROP_IN.into(), out)?;
+                // The directory install made for it, if nothing else is in it now.
+                let dir = layout.on_disk(Path::new(containers_conf::DROP_IN_DIR));
+                if text.contains(containers_conf::MADE_DIR) && std::fs::remove_dir(&dir).is_ok() {
+                    out(Done {
+                        path: dir,
+                        outcome: Outcome::Removed,
+                        note: "empty".into(),
+                    });
+                }
             } else if drop_in.exists() {
                 out(Done {
                     path: drop_in,
@@ -308,8 +323,9 @@ mod tests {
             removed.iter().all(|l| l.starts_with("removed ")),
             "{removed:#?}"
         );
-        // Every file, and the two directories of virtpod's own that held the hooks.
-        assert_eq!(removed.len(), first.len() + 2, "{removed:#?}");
+        // Every file, the two directories of virtpod's own that held the hooks, and the
+        // containers.conf.d install made for its drop-in.
+        assert_eq!(removed.len(), first.len() + 3, "{removed:#?}");
         let left: Vec<_> = walk(&root).into_iter().filter(|p| p.is_file()).collect();
         assert!(left.is_empty(), "{left:#?}");
         let twice = uninstall_lines(request(Some(&root), None));
@@ -421,6 +437,29 @@ mod tests {
             .path()
             .join("usr/local/share/virtpod/oci-hooks.d/virtpod-devices.json")
             .exists());
+    }
+
+    #[test]
+    fn the_drop_in_directory_install_made_goes_with_uninstall_and_only_then() {
+        let conf_d = |t: &tempfile::TempDir| t.path().join("etc/containers/containers.conf.d");
+        let cli = clap::Command::new("virtpod");
+        // A host without containers.conf.d: install makes it, re-install keeps the mark,
+        // uninstall takes it back.
+        let t = tempfile::tempdir().unwrap();
+        run_lines(request(Some(t.path()), Some(Path::new("/bin/true")))).unwrap();
+        run_lines(request(Some(t.path()), Some(Path::new("/bin/true")))).unwrap();
+        let mut lines = Vec::new();
+        uninstall(request(Some(t.path()), None), &cli, &mut |d| lines.push(d)).unwrap();
+        assert!(!conf_d(&t).exists(), "{lines:#?}");
+        assert!(lines
+            .iter()
+            .any(|d| d.path == conf_d(&t) && d.outcome == Outcome::Removed));
+        // A host that had it: it stays.
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(conf_d(&t)).unwrap();
+        run_lines(request(Some(t.path()), Some(Path::new("/bin/true")))).unwrap();
+        uninstall(request(Some(t.path()), None), &cli, &mut |_| {}).unwrap();
+        assert!(conf_d(&t).is_dir());
     }
 
     #[test]

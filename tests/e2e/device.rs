@@ -560,7 +560,7 @@ fn usb_hotplug_gives_a_plugged_device_and_takes_an_unplugged_one() {
     }
     assert!(
         log.lines()
-            .any(|l| l.contains(" stage=watch}: ") && l.contains("added /dev/bus/usb/001/005")),
+            .any(|l| l.contains(" stage=\"watch\"}: ") && l.contains("added /dev/bus/usb/001/005")),
         "{log}"
     );
 }

@@ -123,6 +123,7 @@ fn watch(
             id,
             pid,
             annotations: Default::default(),
+            devices: Default::default(),
         }),
         (Some(name), None) => virtpod::device::container::inspect(&name),
         (None, None) => unreachable!("clap requires one"),

@@ -1,6 +1,6 @@
 //! The container `virtpod device` acts on, as podman sees it (`podman container inspect`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +15,8 @@ pub struct Container {
     /// The container's first process on the host; 0 when it is not running.
     pub pid: i32,
     pub annotations: BTreeMap<String, String>,
+    /// The nodes `--device` gave it at creation, as paths under /dev ("ttyUSB0").
+    pub devices: BTreeSet<String>,
 }
 
 impl Container {
@@ -62,11 +64,21 @@ pub fn from_inspect(name: &str, json: &[u8]) -> Result<Container> {
                 .collect()
         })
         .unwrap_or_default();
+    let devices = c["HostConfig"]["Devices"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["PathInContainer"].as_str()?.strip_prefix("/dev/"))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Container {
         name: name.to_string(),
         id,
         pid,
         annotations,
+        devices,
     })
 }
 
@@ -78,11 +90,12 @@ mod tests {
     fn reads_what_podman_says() {
         let id = "ab".repeat(32);
         let json = format!(
-            r#"[{{"Id":"{id}","State":{{"Pid":4242,"Running":true}},"Config":{{"Annotations":{{"io.virtpod.device.kvm":"true","n":"1"}}}}}}]"#
+            r#"[{{"Id":"{id}","State":{{"Pid":4242,"Running":true}},"Config":{{"Annotations":{{"io.virtpod.device.kvm":"true","n":"1"}}}},"HostConfig":{{"Devices":[{{"PathOnHost":"/dev/ttyUSB0","PathInContainer":"/dev/ttyUSB0","CgroupPermissions":"rwm"}}]}}}}]"#
         );
         let c = from_inspect("vp", json.as_bytes()).unwrap();
         assert_eq!((c.id.as_str(), c.pid), (id.as_str(), 4242));
         assert_eq!(c.annotations["io.virtpod.device.kvm"], "true");
+        assert!(c.devices.contains("ttyUSB0"));
         let stopped = json.replace("4242", "0");
         let e = from_inspect("vp", stopped.as_bytes())
             .unwrap()

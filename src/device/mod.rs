@@ -95,23 +95,29 @@ fn hook_runs_for(c: &Container) -> bool {
 /// `virtpod device add`: one line per node given, then what happens at the next start.
 pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
     let t = target(c)?;
-    // What the annotations give already is neither made again nor recorded: recorded, it could
-    // never be removed (remove leaves what the annotations give).
+    // What the container was created with (its annotations, `--device`) is neither made again
+    // nor recorded: recorded, a remove would take it back.
     let from_annotations = annotation_nodes(c, host)?;
     let mut said = Vec::new();
     let requests: Vec<Request> = requests
         .into_iter()
         .filter(|r| {
-            let covered = discover::resolve(r, host).is_ok_and(|f| {
-                !f.nodes.is_empty() && f.nodes.iter().all(|n| from_annotations.contains(&n.rel))
-            });
-            if covered {
-                said.push(format!(
-                    "{}: {}: given by the container's annotations already; nothing to add",
-                    c.name, r.annotation
-                ));
-            }
-            !covered
+            let nodes = discover::resolve(r, host)
+                .map(|f| f.nodes)
+                .unwrap_or_default();
+            let all = |given: &dyn Fn(&Node) -> bool| !nodes.is_empty() && nodes.iter().all(given);
+            let by = if all(&|n| from_annotations.contains(&n.rel)) {
+                "the container's annotations"
+            } else if all(&|n| from_annotations.contains(&n.rel) || c.devices.contains(&n.rel)) {
+                "the container's --device"
+            } else {
+                return true;
+            };
+            said.push(format!(
+                "{}: {}: given by {by} already; nothing to add",
+                c.name, r.annotation
+            ));
+            false
         })
         .collect();
     if requests.is_empty() {
@@ -324,9 +330,12 @@ pub fn remove(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result
     for asked in &requests {
         let r = recorded_part(asked, &record, |rel| from_annotations.contains(rel))?;
         let nodes = nodes_to_take_back(&r, host, &record);
-        if let Some(n) = nodes.iter().find(|n| from_annotations.contains(&n.rel)) {
+        if let Some(n) = nodes
+            .iter()
+            .find(|n| from_annotations.contains(&n.rel) || c.devices.contains(&n.rel))
+        {
             bail!(
-                "{}: {} is given by the container's annotations as well; re-create the container without it (nothing removed)",
+                "{}: {} is given by the container's annotations or --device as well; re-create the container without it (nothing removed)",
                 asked.annotation,
                 n.container_path()
             );

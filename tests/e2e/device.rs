@@ -75,6 +75,11 @@ impl Setup {
 
     /// A running container (sleep) with `annotations`, removed on drop.
     fn container(&self, annotations: &[&str]) -> Running {
+        self.container_with(&[], annotations)
+    }
+
+    /// The same, with more `podman run` options.
+    fn container_with(&self, options: &[&str], annotations: &[&str]) -> Running {
         let name = unique("dev");
         let hooks = self.tmp.path().join("hooks.d").display().to_string();
         let mut args = vec![
@@ -89,6 +94,7 @@ impl Setup {
         for a in annotations {
             args.extend(["--annotation", a]);
         }
+        args.extend(options);
         args.extend(["--entrypoint", "sleep", image(), "infinity"]);
         let out = podman(&args);
         assert!(
@@ -321,6 +327,32 @@ fn remove_takes_back_the_grant_whatever_the_container_did_and_works_stopped() {
     let hooks = s.tmp.path().join("hooks.d").display().to_string();
     podman_ok(&["start", "--hooks-dir", &hooks, &c.name]);
     assert!(c.sh("ls /dev/ttyUSB7 2>&1").contains("No such file"));
+}
+
+/// A device the container was created with by `--device` is the container's: `add` neither
+/// makes nor records it, and `remove` never takes it back.
+#[test]
+fn a_device_given_by_podman_device_is_neither_added_nor_removed() {
+    require_prepared();
+    let s = Setup::new();
+    let node = s.tmp.path().join("dev/ttyUSB7");
+    let device = format!("{}:/dev/ttyUSB7", node.display());
+    let c = s.container_with(&["--device", &device], &["io.virtpod.device.ttyACM=true"]);
+    let out = s.device("add", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(
+        out.status.success()
+            && text(&out).contains("given by the container's --device already; nothing to add"),
+        "{}",
+        text(&out)
+    );
+    assert!(!s.added_dir().exists() || fs::read_dir(s.added_dir()).unwrap().next().is_none());
+    let out = s.device("remove", &[&c.name, "ttyUSB=ttyUSB7"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let open = c.sh(OPEN);
+    assert!(
+        open.contains("No such device or address"),
+        "still the container's: {open}"
+    );
 }
 
 /// Every selection the hook refuses, `device add` refuses too, with the hook's words, and

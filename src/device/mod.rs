@@ -228,7 +228,7 @@ pub fn watch(
         c.name
     ));
     // The annotation gave every USB device of the host at the start.
-    let mut given: BTreeMap<String, Node> = usb_request("", true)
+    let mut given: BTreeMap<String, Node> = usb_request("true")
         .and_then(|r| Ok(discover::resolve(&r, host)?.nodes))
         .unwrap_or_default()
         .into_iter()
@@ -279,23 +279,18 @@ fn still_there(t: &Target) -> bool {
     cgroup::of_process(t.pid, &t.c.id).is_ok_and(|f| f.dir() == t.filter.dir())
 }
 
-/// `usb=NAME` (a hotplugged device, `bus/usb/BBB/DDD`), or `usb=true` for every one: checked
-/// like an annotation.
-fn usb_request(devname: &str, all: bool) -> Result<Request> {
+/// `usb=VALUE`: a hotplugged device (`bus/usb/BBB/DDD`), or `true` for every one; checked like
+/// an annotation.
+fn usb_request(value: &str) -> Result<Request> {
     let key = format!("{}usb", request::PREFIXES[0]);
-    let value = if all { "true" } else { devname }.to_string();
+    let value = value.to_string();
     let mut r = request::parse([(&key, &value)])?;
     r.pop()
-        .ok_or_else(|| anyhow::anyhow!("{devname}: not a USB device node"))
+        .ok_or_else(|| anyhow::anyhow!("{value}: not a USB device node"))
 }
 
 fn plug(host: &HostPaths, t: &Target, e: &watch::Event) -> Result<(Vec<String>, Vec<Node>)> {
-    let plan = stage::decide(
-        &[usb_request(&e.devname, false)?],
-        host,
-        Mode::Nodes,
-        &t.root,
-    )?;
+    let plan = stage::decide(&[usb_request(&e.devname)?], host, Mode::Nodes, &t.root)?;
     let lines = give(t, &plan)?;
     Ok((lines, plan.grants.into_iter().map(|g| g.node).collect()))
 }
@@ -478,18 +473,50 @@ fn annotation_requests(c: &Container) -> Result<Vec<Request>> {
     request::parse(c.annotations.iter()).with_context(|| format!("{}'s annotations", c.name))
 }
 
-/// `virtpod device list`: `ORIGIN REQUEST NODES` lines, NODES being the request's nodes present
-/// in the container now (`-` for none). A run-time addition whose device the container's filter
-/// denies now (on cgroup v2 `podman update` rebuilds the runtime's filter from podman's list)
-/// gets a fourth column that says so and how to give it again.
-pub fn list(host: &HostPaths, c: &Container) -> Result<Vec<String>> {
+/// One line of `virtpod device list`, as data: where the request comes from, the request, the
+/// nodes of it present in the container now (None: not running), and those of them the
+/// container's device filter denies now (a run-time addition that `podman update` took back
+/// on cgroup v2).
+pub struct Listed {
+    pub origin: &'static str,
+    pub request: Request,
+    pub present: Option<Vec<String>>,
+    pub denied: Vec<String>,
+}
+
+impl Listed {
+    /// `ORIGIN REQUEST NODES`, NODES `-` for none; a fourth column when some are denied.
+    pub fn line(&self, container: &str) -> String {
+        let nodes = match &self.present {
+            None => "(not running)".to_string(),
+            Some(p) if p.is_empty() => "-".to_string(),
+            Some(p) => p.join(","),
+        };
+        let mut line = format!("{}\t{}\t{nodes}", self.origin, self.request.annotation);
+        if !self.denied.is_empty() {
+            line.push_str("\tnot in force: ");
+            line.push_str(&self.denied_now(container));
+        }
+        line
+    }
+
+    /// What doctor and the list say of a denied run-time addition, and how to give it again.
+    pub fn denied_now(&self, container: &str) -> String {
+        format!(
+            "the container's device filter denies {} now (rebuilt by `podman update`?); give it again with `virtpod device add {container} {}`",
+            self.denied.join(","),
+            command_line_form(&self.request)
+        )
+    }
+}
+
+/// What the container has: from its annotations, and added at run time.
+pub fn entries(host: &HostPaths, c: &Container) -> Result<Vec<Listed>> {
     let pid = c.running_pid().ok();
     let root = pid.map(|p| PathBuf::from(format!("/proc/{p}/root")));
     let filter = pid.and_then(|p| cgroup::of_process(p, &c.id).ok());
-    let present = |r: &Request| -> Vec<(String, Rule)> {
-        let Some(root) = &root else {
-            return Vec::new();
-        };
+    let present = |r: &Request| -> Option<Vec<(String, Rule)>> {
+        let root = root.as_ref()?;
         let rels: Vec<String> = match discover::resolve(r, host) {
             Ok(f) => f.nodes.into_iter().map(|n| n.rel).collect(),
             Err(_) => match &r.selection {
@@ -499,67 +526,57 @@ pub fn list(host: &HostPaths, c: &Container) -> Result<Vec<String>> {
                 Selection::All => Vec::new(),
             },
         };
-        rels.into_iter()
-            .filter_map(|rel| {
-                let (kind, major, minor) = nodes::stat(root, &rel)?;
-                let node = Node {
-                    class: r.class.name,
-                    host: PathBuf::new(),
-                    rel: rel.clone(),
-                    kind,
-                    major,
-                    minor,
-                    mode: 0,
-                    gid: 0,
-                    group: None,
-                };
-                Some((format!("/dev/{rel}"), node.rule()))
-            })
-            .collect()
+        Some(
+            rels.into_iter()
+                .filter_map(|rel| {
+                    let (kind, major, minor) = nodes::stat(root, &rel)?;
+                    Some((format!("/dev/{rel}"), kind.rule(major, minor)))
+                })
+                .collect(),
+        )
     };
-    let column = |here: &[(String, Rule)]| -> String {
-        if root.is_none() {
-            "(not running)".into()
-        } else if here.is_empty() {
-            "-".into()
-        } else {
-            here.iter()
-                .map(|(p, _)| p.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        }
+    let paths = |here: &Option<Vec<(String, Rule)>>| {
+        here.as_ref()
+            .map(|h| h.iter().map(|(p, _)| p.clone()).collect())
     };
-    let mut lines = Vec::new();
+    let mut all = Vec::new();
     for r in annotation_requests(c)? {
-        lines.push(format!(
-            "annotation\t{}\t{}",
-            r.annotation,
-            column(&present(&r))
-        ));
+        let here = present(&r);
+        all.push(Listed {
+            origin: "annotation",
+            present: paths(&here),
+            denied: Vec::new(),
+            request: r,
+        });
     }
     for r in added::read(&host.added, &c.id)?.requests()? {
         let here = present(&r);
-        let mut line = format!("added\t{}\t{}", r.annotation, column(&here));
-        let denied: Vec<&str> = here
+        let denied = here
             .iter()
+            .flatten()
             .filter(|(_, rule)| {
                 filter
                     .as_ref()
                     .is_some_and(|f| f.in_force(*rule) == Some(false))
             })
-            .map(|(p, _)| p.as_str())
+            .map(|(p, _)| p.clone())
             .collect();
-        if !denied.is_empty() {
-            line.push_str(&format!(
-                "\tnot in force: the container's device filter denies {} now (rebuilt by `podman update`?); give it again with `virtpod device add {} {}`",
-                denied.join(","),
-                c.name,
-                command_line_form(&r)
-            ));
-        }
-        lines.push(line);
+        all.push(Listed {
+            origin: "added",
+            present: paths(&here),
+            denied,
+            request: r,
+        });
     }
-    Ok(lines)
+    Ok(all)
+}
+
+/// `virtpod device list`: `ORIGIN REQUEST NODES` lines, NODES being the request's nodes present
+/// in the container now (`-` for none). A run-time addition whose device the container's filter
+/// denies now (on cgroup v2 `podman update` rebuilds the runtime's filter from podman's list)
+/// gets a fourth column that says so and how to give it again.
+pub fn list(host: &HostPaths, c: &Container) -> Result<Vec<String>> {
+    Ok(entries(host, c)?.iter().map(|e| e.line(&c.name)).collect())
 }
 
 /// The request as `virtpod device add` takes it: `class` or `class=name,name`.

@@ -327,7 +327,7 @@ pub fn hotplug() -> Result<Vec<Hotplug>, String> {
 }
 
 /// What `virtpod device list` says of the running containers with devices added at run time:
-/// its "not in force" lines (a grant the container's filter denies now, after `podman update`
+/// its "not in force" entries (a grant the container's filter denies now, after `podman update`
 /// rebuilt it on cgroup v2), each with the container's name. Err: podman could not be asked.
 pub fn run_time_devices(host: &crate::hook::HostPaths) -> Result<Vec<String>, String> {
     let out = std::process::Command::new("podman")
@@ -350,13 +350,14 @@ pub fn run_time_devices(host: &crate::hook::HostPaths) -> Result<Vec<String>, St
         let Ok(c) = crate::device::container::inspect(name) else {
             continue;
         };
-        for l in crate::device::list(host, &c).unwrap_or_default() {
-            if let Some((request, why)) = l
-                .strip_prefix("added\t")
-                .and_then(|rest| rest.split_once('\t'))
-                .and_then(|(req, rest)| Some((req, rest.split_once("\tnot in force: ")?.1)))
-            {
-                lines.push(format!("{}: {request}: {why}", c.name));
+        for e in crate::device::entries(host, &c).unwrap_or_default() {
+            if !e.denied.is_empty() {
+                lines.push(format!(
+                    "{}: {}: {}",
+                    c.name,
+                    e.request.annotation,
+                    e.denied_now(&c.name)
+                ));
             }
         }
     }

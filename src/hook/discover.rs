@@ -23,6 +23,19 @@ impl Kind {
             Kind::Block => "b",
         }
     }
+
+    /// The rule that lets a device filter open a node of this kind and these numbers (Linux
+    /// majors and minors fit 32 bits).
+    pub fn rule(self, major: u64, minor: u64) -> crate::cgroup::Rule {
+        crate::cgroup::Rule {
+            kind: match self {
+                Kind::Char => crate::cgroup::Type::Char,
+                Kind::Block => crate::cgroup::Type::Block,
+            },
+            major: major as u32,
+            minor: minor as u32,
+        }
+    }
 }
 
 /// A device node on the host, as the container will see it.
@@ -50,14 +63,7 @@ impl Node {
 
     /// The rule that lets a device filter open this node.
     pub fn rule(&self) -> crate::cgroup::Rule {
-        crate::cgroup::Rule {
-            kind: match self.kind {
-                Kind::Char => crate::cgroup::Type::Char,
-                Kind::Block => crate::cgroup::Type::Block,
-            },
-            major: self.major as u32,
-            minor: self.minor as u32,
-        }
+        self.kind.rule(self.major, self.minor)
     }
 
     /// /dev/kvm as on a host without udev rules (root:root), for the tests of later stages.

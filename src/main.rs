@@ -32,6 +32,7 @@ enum Command {
     #[command(subcommand)]
     Device(commands::device::Device),
     Forward(commands::forward::Forward),
+    LoginGate(commands::login_gate::LoginGate),
     Install(commands::install::Install),
     Uninstall(commands::install::Uninstall),
 }
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Command::Cdi(c) => c.exec(),
         Command::Device(c) => c.exec(),
         Command::Forward(c) => c.exec(),
+        Command::LoginGate(c) => c.exec(),
         // Man pages and completions are generated from the whole command line.
         Command::Install(c) => c.exec(Cli::command()),
         Command::Uninstall(c) => c.exec(Cli::command()),

@@ -43,6 +43,11 @@ const COPY_EXCEPTIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "alpine",
+        "/etc/pam.d/virtpod-cockpit-auth",
+        "Alpine does not package Cockpit, so there is no web console login to throttle",
+    ),
+    (
+        "alpine",
         "/etc/dbus-1/system.d/virtpod-libvirt-dbus.conf",
         "Alpine does not package libvirt-dbus, so nothing owns org.libvirt on the bus",
     ),

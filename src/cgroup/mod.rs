@@ -80,13 +80,14 @@ impl Filter {
         }
     }
 
-    /// Whether the container may open the device now (v2 only: Some(false) when a program
+    /// Whether the container may open each device now (v2 only: Some(false) when a program
     /// denies it, e.g. after `podman update` rebuilt the runtime's filter); None on v1, whose
-    /// rules nothing but the container's end takes back, or when it cannot be told.
-    pub fn in_force(&self, rule: Rule) -> Option<bool> {
+    /// rules nothing but the container's end takes back, or when it cannot be told. The
+    /// programs are read once for all the rules.
+    pub fn in_force(&self, rules: &[Rule]) -> Vec<Option<bool>> {
         match self {
-            Filter::V1(_) => None,
-            Filter::V2(own) => v2::in_force(own, rule),
+            Filter::V1(_) => vec![None; rules.len()],
+            Filter::V2(own) => v2::in_force(own, rules),
         }
     }
 

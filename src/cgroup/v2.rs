@@ -226,18 +226,32 @@ fn bpf_error(what: &str) -> impl Fn(io::Error) -> anyhow::Error + '_ {
 /// Whether every device program that decides for the container's process (its cgroups' and
 /// those above, systemd's included) lets it open the device now: Some(true) yes, Some(false) a
 /// program denies it, None when a program could not be read or followed.
-pub fn in_force(own: &Own, rule: Rule) -> Option<bool> {
-    let cgroup = File::open(&own.leaf).ok()?;
-    let mut verdict = Some(true);
-    for id in bpf::effective(&cgroup).ok()? {
-        let info = bpf::info(&bpf::by_id(id).ok()?).ok()?;
-        match program::allows(&info.insns, rule, program::ACC_READ | program::ACC_WRITE) {
-            Some(true) => {}
-            Some(false) => return Some(false),
-            None => verdict = None,
-        }
-    }
-    verdict
+pub fn in_force(own: &Own, rules: &[Rule]) -> Vec<Option<bool>> {
+    let programs = || -> Option<Vec<Vec<program::Insn>>> {
+        let cgroup = File::open(&own.leaf).ok()?;
+        bpf::effective(&cgroup)
+            .ok()?
+            .into_iter()
+            .map(|id| Some(bpf::info(&bpf::by_id(id).ok()?).ok()?.insns))
+            .collect()
+    };
+    let Some(programs) = programs() else {
+        return vec![None; rules.len()];
+    };
+    rules
+        .iter()
+        .map(|rule| {
+            let mut verdict = Some(true);
+            for insns in &programs {
+                match program::allows(insns, *rule, program::ACC_READ | program::ACC_WRITE) {
+                    Some(true) => {}
+                    Some(false) => return Some(false),
+                    None => verdict = None,
+                }
+            }
+            verdict
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -336,20 +350,20 @@ mod tests {
             leaf: dir.clone(),
         };
         assert!(opens("/dev/null") && !opens("/dev/zero"));
-        assert_eq!(in_force(&own, zero), Some(false));
+        assert_eq!(in_force(&own, &[zero]), [Some(false)]);
 
         let t = std::time::Instant::now();
         assert_eq!(change(&own, &[zero], &[]).unwrap().programs, 1);
         eprintln!("grant: {:?}", t.elapsed());
         assert!(opens("/dev/zero") && opens("/dev/null"));
         assert_eq!(names(), ["virtpod_dev"], "one program, swapped in place");
-        assert_eq!(in_force(&own, zero), Some(true));
+        assert_eq!(in_force(&own, &[zero]), [Some(true)]);
         // Granted again: nothing changes.
         assert_eq!(change(&own, &[zero], &[]).unwrap().programs, 0);
 
         assert_eq!(change(&own, &[], &[zero]).unwrap().programs, 1);
         assert!(!opens("/dev/zero") && opens("/dev/null"));
-        assert_eq!(in_force(&own, zero), Some(false));
+        assert_eq!(in_force(&own, &[zero]), [Some(false)]);
         assert_eq!(names().len(), 1);
 
         // A device the runtime's own filter allows (as after a start whose hook put it in the

@@ -10,6 +10,7 @@ pub mod hook;
 pub mod hooks;
 pub mod init;
 pub mod install;
+pub mod login_gate;
 #[cfg(feature = "systemd")]
 pub mod one_cpu;
 pub mod prepare;

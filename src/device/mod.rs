@@ -198,8 +198,8 @@ fn give(t: &Target, plan: &crate::hook::plan::Plan) -> Result<Vec<String>> {
         return Err(e);
     }
     // What virtpod does not change (a slice's program, a subgroup's) may deny it still.
-    for g in &plan.grants {
-        if t.filter.in_force(g.node.rule()) == Some(false) {
+    for (g, verdict) in plan.grants.iter().zip(t.filter.in_force(&rules)) {
+        if verdict == Some(false) {
             said.push(format!(
                 "{}: {} is still denied by a device program virtpod does not change (on a slice above the container, or on the cgroup below it where its process runs); it will not open",
                 t.c.name,
@@ -549,18 +549,22 @@ pub fn entries(host: &HostPaths, c: &Container) -> Result<Vec<Listed>> {
             request: r,
         });
     }
-    for r in added::read(&host.added, &c.id)?.requests()? {
+    let record = added::read(&host.added, &c.id)?;
+    for r in record.requests()? {
         let here = present(&r);
-        let denied = here
-            .iter()
-            .flatten()
-            .filter(|(_, rule)| {
-                filter
-                    .as_ref()
-                    .is_some_and(|f| f.in_force(*rule) == Some(false))
-            })
-            .map(|(p, _)| p.clone())
-            .collect();
+        // The numbers the host granted, not those of the container's node: the container may
+        // have put anything there.
+        let granted = nodes_to_take_back(&r, host, &record);
+        let rules: Vec<Rule> = granted.iter().map(|n| n.rule()).collect();
+        let denied = match &filter {
+            Some(f) => granted
+                .iter()
+                .zip(f.in_force(&rules))
+                .filter(|(_, verdict)| *verdict == Some(false))
+                .map(|(n, _)| n.container_path())
+                .collect(),
+            None => Vec::new(),
+        };
         all.push(Listed {
             origin: "added",
             present: paths(&here),

@@ -563,3 +563,245 @@ fn cockpit_route_over_ssh_reaches_libvirt_dbus_with_the_key() {
         text(&out)
     );
 }
+
+/// One password login at Cockpit's `/cockpit/login` (HTTP Basic, as the login page's script
+/// sends it), from the host's address `from` when given: the HTTP status, 0 when curl got none.
+fn cockpit_login(url: &str, from: Option<&str>, user: &str, password: &str) -> u16 {
+    let mut c = Command::new("curl");
+    c.args([
+        "-sk",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "60",
+    ]);
+    if let Some(addr) = from {
+        c.args(["--interface", addr]);
+    }
+    let out = c
+        .arg("-u")
+        .arg(format!("{user}:{password}"))
+        .arg(format!("{url}cockpit/login"))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// The cockpit-session processes in the container's PID namespace: one per login whose password
+/// is being checked (and one per open session).
+fn sessions_in_flight(pid: &str) -> usize {
+    let out = Command::new("pgrep")
+        .args(["--ns", pid, "--nslist", "pid", "-f", "cockpit-session"])
+        .output()
+        .expect("pgrep (procps)");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// The login page under a password-guessing attack, as issue 27 item 9 found it: a dozen bad
+/// logins in flight made the right one fail, guesses ran at 5–10 a second and left no trace.
+/// Here an attacker (the host's own address) guesses admin's password, first one at a time,
+/// then with 12 in parallel, then with 80 at once; the owner logs in from another address (the
+/// bridge's) throughout. What a user sees: each failure in `podman logs` with the attacker's
+/// address; after five, the attacker is locked out (the right password from there is refused
+/// too); the owner gets in, quickly, while the attack runs; logins in flight stay bounded.
+#[test]
+fn cockpit_logins_are_throttled_per_user_and_address_and_logged() {
+    require_prepared();
+    let password = format!("pw {} right", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::write(&creds, format!("admin:{password}\n")).unwrap();
+    let secret = Secret::create("cockpit-throttle", &creds);
+    let setting = format!("VIRTPOD_COCKPIT_CREDENTIALS=/run/secrets/{}", secret.0);
+    let vols = Volumes::new("cockpit-throttle");
+    let app = Appliance::start(
+        &vols,
+        Opts {
+            podman: &[
+                "--secret",
+                &secret.0,
+                "-e",
+                "VIRTPOD_COCKPIT=1",
+                "-e",
+                &setting,
+            ],
+            ..Opts::default()
+        },
+    );
+    app.wait_ready();
+    let ip = podman_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &app.name]);
+    let url = format!("https://{}:9090/", ip.trim());
+    // The owner connects from the host's end of the bridge; the attacker binds the host's address
+    // on its default route, so the container sees two clients.
+    let route = Command::new("ip")
+        .args(["-4", "-o", "route", "get", "1.1.1.1"])
+        .output()
+        .expect("ip (iproute2)");
+    let route = String::from_utf8_lossy(&route.stdout).to_string();
+    let attacker = route
+        .split_whitespace()
+        .skip_while(|w| *w != "src")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no source address on the host's default route: {route}"))
+        .to_string();
+    let from = Some(attacker.as_str());
+    wait_for("cockpit-ws to answer", Duration::from_secs(60), || {
+        cockpit_login(&url, None, "admin", "warming up") == 401
+    });
+    assert_eq!(cockpit_login(&url, None, "admin", &password), 200);
+
+    // One at a time: each failure is a line with the address; the fifth locks the pair out.
+    for n in 1..=5 {
+        let started = Instant::now();
+        assert_eq!(
+            cockpit_login(&url, from, "admin", &format!("guess {n}")),
+            401
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(1400),
+            "a failure answered in {:?}: no delay",
+            started.elapsed()
+        );
+    }
+    let logs = app.logs();
+    for n in 1..=5 {
+        let line = format!("cockpit login as \"admin\" from {attacker} failed: wrong user name or password ({n} in a row)");
+        assert!(logs.contains(&line), "no {line:?} in:\n{logs}");
+    }
+    assert!(
+        logs.contains(&format!(
+            "({} in a row); locked out from that address for 60 s",
+            5
+        )),
+        "{logs}"
+    );
+    assert_eq!(
+        cockpit_login(&url, from, "admin", &password),
+        401,
+        "the right password from a locked-out address must be refused too"
+    );
+    assert!(
+        app.logs()
+            .contains(&format!("cockpit login as \"admin\" from {attacker} refused without a look at the password: locked out for")),
+        "{}",
+        app.logs()
+    );
+
+    // A dozen guessers in parallel for 10 s, while the owner logs in three times.
+    let attack = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let guesses = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let guessers: Vec<_> = (0..12)
+        .map(|i| {
+            let (stop, guesses, url, attacker) =
+                (stop.clone(), guesses.clone(), url.clone(), attacker.clone());
+            std::thread::spawn(move || {
+                let mut codes = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    codes.push(cockpit_login(
+                        &url,
+                        Some(&attacker),
+                        "admin",
+                        &format!("p{i}"),
+                    ));
+                    guesses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                codes
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    for _ in 0..3 {
+        let started = Instant::now();
+        let code = cockpit_login(&url, None, "admin", &password);
+        println!(
+            "owner's login during the attack: HTTP {code} in {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            code, 200,
+            "the right password from another address, during the attack"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(attack.elapsed()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let codes: Vec<u16> = guessers
+        .into_iter()
+        .flat_map(|g| g.join().unwrap())
+        .collect();
+    let seconds = attack.elapsed().as_secs_f64();
+    println!(
+        "{} guesses by 12 guessers in {seconds:.1} s ({:.1}/s), answers {:?}",
+        codes.len(),
+        codes.len() as f64 / seconds,
+        codes.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(codes.iter().all(|c| *c == 401), "{codes:?}");
+    // Each refused try waits as long as a wrong password: ~2 s each, 12 at a time.
+    assert!(
+        (codes.len() as f64) / seconds < 12.0,
+        "{} guesses in {seconds:.1} s",
+        codes.len()
+    );
+    // Not one password was checked for the attacker in its lockout: no new failure line.
+    assert!(!app.logs().contains(&format!(
+        "from {attacker} failed: wrong user name or password (6 in a row)"
+    )));
+
+    // 80 at once: the logins whose password is being checked stay at most 60.
+    let pid = app.state("Pid");
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (most, done, pid) = (most.clone(), done.clone(), pid.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                most.fetch_max(
+                    sessions_in_flight(&pid),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let burst: Vec<_> = (0..80)
+        .map(|i| {
+            let (url, attacker) = (url.clone(), attacker.clone());
+            std::thread::spawn(move || {
+                cockpit_login(&url, Some(&attacker), "admin", &format!("b{i}"))
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = burst.into_iter().map(|b| b.join().unwrap()).collect();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap();
+    let most = most.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "80 logins at once: at most {most} cockpit-session processes; answers {:?}",
+        codes
+            .iter()
+            .fold(std::collections::BTreeMap::new(), |mut m, c| {
+                *m.entry(*c).or_insert(0) += 1;
+                m
+            })
+    );
+    // The owner's three sessions may still be open beside the 60.
+    assert!(most <= 63, "{most} cockpit-session processes at once");
+    assert!(codes.iter().all(|c| *c != 200), "{codes:?}");
+    assert_eq!(
+        cockpit_login(&url, None, "admin", &password),
+        200,
+        "after the burst"
+    );
+    let logs = app.logs();
+    assert!(
+        logs.contains("cockpit login as \"admin\" from "),
+        "the owner's logins are logged too:\n{logs}"
+    );
+}

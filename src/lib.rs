@@ -4,7 +4,7 @@
 //! container its devices; `hooks` reads oci-hooks(5) definitions as podman does; `libvirt`
 //! holds what virtpod knows about libvirt itself (its configuration files, its guests);
 //! `doctor` checks a host for what the appliance and the hook need; `cdi` writes the hook's
-//! device classes as a CDI spec; `device` gives a running container devices at run time (its device filter through `cgroup`, v1 or v2); `forward` forwards the container's TCP ports to guests; `logins` throttles the web console's password logins; `install` puts the host side (binary, hook definitions, man
+//! device classes as a CDI spec; `device` gives a running container devices at run time (its device filter through `cgroup`, v1 or v2); `forward` forwards the container's TCP ports to guests; `logins` throttles the web console's password logins; `modules` loads the host kernel modules a container asks for (by the hook); `install` puts the host side (binary, hook definitions, man
 //! pages, completions) onto a host. The binary in `main.rs` is a thin clap layer.
 //!
 //! Only `libvirt::guests` and `libvirt::tasks` speak libvirt, for the `virtpod-libvirt` binary
@@ -26,6 +26,7 @@ pub mod install;
 pub mod libvirt;
 pub mod logging;
 pub mod logins;
+pub mod modules;
 #[cfg(feature = "systemd")]
 pub mod systemd;
 pub mod userns;

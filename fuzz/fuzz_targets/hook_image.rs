@@ -32,6 +32,9 @@ fn world() -> &'static World {
             udev: dir.path().join("udev"),
             // Records go nowhere: /proc cannot hold them.
             state: "/proc/virtpod-fuzz".into(),
+            // Never a real modprobe: a fuzzed config may ask for a module.
+            modprobe: Some("/bin/false".into()),
+            ..HostPaths::default()
         };
         fs::create_dir_all(&host.dev).unwrap();
         mknod(

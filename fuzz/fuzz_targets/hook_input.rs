@@ -9,6 +9,8 @@ fuzz_target!(|data: &[u8]| {
     // Reads the real /dev and /sys (read-only); records go nowhere (/proc cannot hold them).
     let host = HostPaths {
         state: "/proc/virtpod-fuzz".into(),
+        // Never a real modprobe: a fuzzed config may ask for a module.
+        modprobe: Some("/bin/false".into()),
         ..HostPaths::default()
     };
     // As an OCI config (precreate) and as an OCI state (poststop).

@@ -26,6 +26,10 @@ pub struct Hook {
     /// (tests; see `virtpod device watch --events`).
     #[arg(long, value_name = "FILE")]
     usb_events: Option<PathBuf>,
+    /// precreate: a kernel module containers may ask for (io.virtpod.module.NAME=true) beyond
+    /// the list libvirt needs (docs/hook.md, "Kernel modules"); repeatable.
+    #[arg(long, value_name = "NAME")]
+    allow_module: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -49,7 +53,8 @@ impl Hook {
 
     pub fn exec(self) -> ExitCode {
         virtpod::hook::log::init(self.log_level, &self.log);
-        let host = self.devices.host_paths(self.state_dir);
+        let mut host = self.devices.host_paths(self.state_dir);
+        host.allow_modules = self.allow_module;
         let events = self.usb_events;
         // One read for a whole config (podman's are 10–30 KB), not eleven growing ones.
         let mut input = Vec::with_capacity(64 << 10);

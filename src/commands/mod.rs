@@ -46,6 +46,8 @@ impl DeviceArgs {
             udev: self.udev_dir,
             state,
             added: self.added_dir,
+            allow_modules: Vec::new(),
+            modprobe: None,
         }
     }
 }

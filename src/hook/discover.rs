@@ -369,6 +369,7 @@ mod tests {
             udev: dir.join("udev"),
             state: dir.join("state"),
             added: dir.join("added"),
+            ..HostPaths::default()
         }
     }
 

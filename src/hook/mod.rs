@@ -37,6 +37,11 @@ pub struct HostPaths {
     /// Where `virtpod device add` records what it added to each container; the precreate hook
     /// gives it again at every start (hook::added).
     pub added: std::path::PathBuf,
+    /// Kernel modules a container may ask for beyond `modules::ALLOWED` (the hook's
+    /// `--allow-module`, the host administrator's choice).
+    pub allow_modules: Vec<String>,
+    /// The program that loads them; None: the host's modprobe.
+    pub modprobe: Option<std::path::PathBuf>,
 }
 
 impl Default for HostPaths {
@@ -47,6 +52,8 @@ impl Default for HostPaths {
             udev: "/run/udev".into(),
             state: "/run/virtpod-hook".into(),
             added: added::DEFAULT_DIR.into(),
+            allow_modules: Vec::new(),
+            modprobe: None,
         }
     }
 }

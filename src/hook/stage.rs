@@ -251,6 +251,18 @@ pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
     let _span = tracing::info_span!("hook", container = %shown, stage = "precreate").entered();
     let requests = request::combine(requests(&config)?, recorded(host, id.as_deref()));
     let writable_net = sysctl::wants_writable_net(&config)?;
+    let modules = crate::modules::requests(&config)?;
+    crate::modules::check(&modules, &host.allow_modules)?;
+    for (module, how) in
+        crate::modules::load(&modules, &host.sys.join("module"), host.modprobe.as_deref())?
+    {
+        match how {
+            crate::modules::Loaded::Now => tracing::info!("kernel module {module}: loaded"),
+            crate::modules::Loaded::Already => {
+                tracing::info!("kernel module {module}: loaded already")
+            }
+        }
+    }
     if requests.is_empty() && !writable_net {
         tracing::debug!("no device requested");
         return Ok(input.to_vec());
@@ -545,6 +557,7 @@ mod tests {
             udev: t.join("udev"),
             state: t.join("state"),
             added: t.join("added"),
+            ..HostPaths::default()
         };
         fs::create_dir_all(&host.dev).unwrap();
         let kvm = host.dev.join("kvm");

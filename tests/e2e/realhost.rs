@@ -175,10 +175,12 @@ for combo in "crun systemd" "runc systemd" "crun cgroupfs" "runc cgroupfs"; do
     printf '[engine]\nruntime = "%s"\ncgroup_manager = "%s"\n' "$1" "$2" \
         >/etc/containers/containers.conf.d/20-realhost-combo.conf
     echo "== $1 $2"
+    since=$(date '+%Y-%m-%d %H:%M:%S')
     if ! ./appliance-up >/tmp/up.log 2>&1; then
         echo "appliance-up failed:"; cat /tmp/up.log; podman logs virtpod 2>&1 | tail -n 30; continue
     fi
     podman inspect --format 'container: {{.OCIRuntime}} {{.HostConfig.CgroupManager}}' virtpod
+    echo "apparmor: $(cat /proc/$(podman inspect --format '{{.State.Pid}}' virtpod)/attr/current)"
     virsh -c "$uri" list --all >/dev/null && echo "virsh: ok"
     if [ $first = yes ]; then
         first=no
@@ -197,6 +199,8 @@ END
     podman stop -t 120 virtpod >/dev/null
     echo "exit code: $(podman inspect --format '{{.State.ExitCode}}' virtpod)"
     podman logs virtpod 2>&1 | grep -E 'guest shut down|stopping service=|stopped code=' | sed 's/^/init: /'
+    # What the profile refused the appliance, from the kernel's log (no auditd on the rig).
+    journalctl -k --since "$since" --no-pager -q -o cat --grep 'apparmor="DENIED"' | sed 's/^/denied: /'
     # Its volumes too: the next combination starts with no guest to bring back.
     podman-compose -p virtpod -f compose.yaml down -v -t 120 >/dev/null 2>&1
 done
@@ -221,6 +225,17 @@ fn appliance_up_on_cgroup_v2_under_crun_and_runc_with_both_cgroup_managers() {
             part.contains(&format!("container: {runtime} {manager}")),
             "{runtime} {manager}:\n{part}"
         );
+        // AppArmor is on in the rig, as on a Debian or Ubuntu host: podman confines the
+        // appliance with its default profile (it is not --privileged), and it works so.
+        assert!(
+            part.lines().any(
+                |l| l.starts_with("apparmor: containers-default-") && l.ends_with(" (enforce)")
+            ),
+            "{runtime} {manager}: not under podman's AppArmor profile:\n{part}"
+        );
+        for denied in part.lines().filter(|l| l.starts_with("denied: ")) {
+            println!("{runtime} {manager}: {denied}");
+        }
         assert!(part.contains("virsh: ok"), "{runtime} {manager}:\n{part}");
         assert!(
             part.contains("exit code: 0"),
@@ -372,4 +387,98 @@ fn devices_at_run_time_on_cgroup_v2_under_crun_and_runc_with_both_cgroup_manager
             "{part}"
         );
     }
+}
+
+/// Host kernel modules on request (`io.virtpod.module.NAME=true`, issue 23 item 4): the
+/// precreate hook loads one on its list (nbd, which this kernel has as a module and nothing
+/// loads) before the container starts, refuses one off it (dummy) with the fix, and loads that
+/// one too once the hook's definition says `--allow-module dummy`. Rootless, the same
+/// annotation is refused with the command to run as root.
+const MODULES_SCRIPT: &str = r#"
+set -u
+# Where the rootless user can run it too (the checkout's copy is under root's home).
+install -D -m 0755 target/e2e/virtpod-host /opt/virtpod-test/virtpod
+virtpod=/opt/virtpod-test/virtpod
+mkdir -p /tmp/bb/bin && cp /bin/busybox /tmp/bb/bin/ && ln -s busybox /tmp/bb/bin/true
+tar -C /tmp/bb -c . | podman import -q - localhost/bb >/dev/null
+hooks() { # DIR EXTRA-ARGS: a hook definition as virtpod install writes it, with extra arguments
+    mkdir -p $1
+    printf '{"version":"1.0.0","hook":{"path":"%s","args":["virtpod","hook"%s,"precreate"]},"when":{"annotations":{"^(io\\\\.virtpod\\\\.(device|sysctl|module)|org\\\\.containers\\\\.qm\\\\.device)\\\\.":".*"}},"stages":["precreate"]}\n' \
+        "$virtpod" "$2" >$1/50-virtpod.json
+}
+hooks /tmp/hooks ''
+hooks /tmp/hooks-dummy ',"--allow-module","dummy"'
+loaded() { [ -d /sys/module/$1 ] && echo "$1: loaded" || echo "$1: not loaded"; }
+loaded nbd; loaded dummy
+podman run --rm --network none --hooks-dir /tmp/hooks --annotation io.virtpod.module.nbd=true localhost/bb true \
+    && echo "run nbd: ok"
+loaded nbd
+podman run --rm --network none --hooks-dir /tmp/hooks --annotation io.virtpod.module.dummy=true localhost/bb true 2>&1 \
+    | sed 's/^/run dummy: /'
+loaded dummy
+podman run --rm --network none --hooks-dir /tmp/hooks-dummy --annotation io.virtpod.module.dummy=true localhost/bb true \
+    && echo "run dummy allowed: ok"
+loaded dummy
+grep -h 'kernel module' /var/log/virtpod-hook.log | sed 's/^/log: /'
+rmmod dummy nbd
+for _ in $(seq 60); do systemctl is-active -q user@1000.service && break; sleep 1; done
+as_user() { runuser -u vpuser -- env -C /home/vpuser XDG_RUNTIME_DIR=/run/user/1000 "$@"; }
+tar -C /tmp/bb -c . | as_user podman import -q - localhost/bb >/dev/null
+as_user podman run --rm --network none --hooks-dir /tmp/hooks --annotation io.virtpod.module.nbd=true localhost/bb true 2>&1 \
+    | sed 's/^/rootless: /'
+[ "${PIPESTATUS[0]}" = 0 ] && echo "rootless: started"
+# podman 5.4 rootless shows only the hook's exit status; its words, as the user's hook says them:
+echo '{"ociVersion":"1.0.0","annotations":{"io.virtpod.module.nbd":"true"}}' \
+    | as_user $virtpod hook precreate 2>&1 >/dev/null | sed 's/^/rootless hook: /'
+loaded nbd
+echo "== end"
+"#;
+
+#[test]
+fn host_kernel_modules_on_request_from_the_list_only() {
+    let _ = host_bin();
+    let out = on_realhost(MODULES_SCRIPT);
+    let said = text(&out);
+    assert!(out.status.success() && said.contains("== end"), "{said}");
+    let has = |line: &str| said.lines().any(|l| l.trim_end() == line);
+    let contains = |text: &str| said.lines().any(|l| l.contains(text));
+    for line in [
+        "nbd: not loaded",
+        "dummy: not loaded",
+        "run nbd: ok",
+        "nbd: loaded",
+        "run dummy allowed: ok",
+        "dummy: loaded",
+    ] {
+        assert!(has(line), "{line:?} not in:\n{said}");
+    }
+    // Refused: the container did not start, the module was not loaded, and the words say why
+    // and what to do.
+    assert!(!has("run dummy: ok"), "{said}");
+    let refused = said
+        .find("dummy: not loaded")
+        .and_then(|first| said[first + 1..].find("dummy: not loaded"))
+        .is_some();
+    assert!(refused, "dummy loaded without --allow-module:\n{said}");
+    assert!(
+        contains("io.virtpod.module.dummy: dummy is not a module virtpod loads for a container")
+            && contains("--allow-module dummy"),
+        "{said}"
+    );
+    assert!(
+        contains("kernel module nbd: loaded") && contains("kernel module dummy: loaded"),
+        "the hook's log:\n{said}"
+    );
+    assert!(
+        !contains("rootless: started")
+            && contains("rootless hook: ")
+            && contains("needs root on the host")
+            && contains("sudo modprobe nbd"),
+        "{said}"
+    );
+    assert_eq!(
+        said.lines().rfind(|l| l.starts_with("nbd: ")),
+        Some("nbd: not loaded"),
+        "rootless loaded it:\n{said}"
+    );
 }

@@ -148,7 +148,7 @@ pub fn containers_conf_hooks_dirs() -> Option<(Vec<PathBuf>, PathBuf)> {
 /// Files in the hooks directories buildah and CRI-O share with podman that name the
 /// `precreate` stage (podman's alone), and whether each runs `virtpod hook`.
 pub fn precreate_in_shared_dirs() -> Vec<(PathBuf, bool)> {
-    let dirs: Vec<PathBuf> = crate::hook::install::SHARED_DIRS
+    let dirs: Vec<PathBuf> = crate::install::hook_files::SHARED_DIRS
         .iter()
         .map(PathBuf::from)
         .collect();
@@ -157,7 +157,7 @@ pub fn precreate_in_shared_dirs() -> Vec<(PathBuf, bool)> {
         .iter()
         .filter_map(|f| match &f.outcome {
             Outcome::Valid(h) if h.stages.iter().flatten().any(|s| s == "precreate") => {
-                Some((f.path(), runs_virtpod_hook(&h.hook.args)))
+                Some((f.path(), h.hook.runs_virtpod_hook()))
             }
             _ => None,
         })
@@ -241,7 +241,7 @@ pub fn hooks(dirs: &[PathBuf]) -> Hooks {
         .ordered()
         .into_iter()
         .filter_map(|f| match &f.outcome {
-            Outcome::Valid(h) if runs_virtpod_hook(&h.hook.args) => Some(OurHook {
+            Outcome::Valid(h) if h.hook.runs_virtpod_hook() => Some(OurHook {
                 file: f.path(),
                 stages: h.stages.clone().unwrap_or_default(),
                 sysctl: runs_for_sysctl(&h.when),
@@ -263,12 +263,6 @@ fn runs_for_sysctl(when: &crate::hooks::schema::When) -> bool {
         has_bind_mounts: true,
     };
     crate::hooks::when::matches(when, &container).unwrap_or(false)
-}
-
-fn runs_virtpod_hook(args: &Option<Vec<String>>) -> bool {
-    args.as_ref().is_some_and(|a| {
-        a.len() >= 2 && a[0].ends_with("virtpod") && a.contains(&"hook".to_string())
-    })
 }
 
 /// A running container that asks for USB hotplug, and whether a watcher serves it.

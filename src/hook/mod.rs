@@ -6,16 +6,15 @@
 //! anything that is not a device under /dev), [`groups`] reads the image's /etc/group (bounded,
 //! no link followed), [`plan`] decides what the container gets, [`edit`] writes that into the
 //! OCI config, and [`stage`] runs one hook stage end to end. [`sysctl`] makes /proc/sys/net
-//! writable for a container with a network of its own (`io.virtpod.sysctl.net=rw`). [`log`] escapes what it writes.
-//! [`install`] puts our hook definitions where podman reads them (the rest of `virtpod install`
-//! is [`crate::install`]).
+//! writable for a container with a network of its own (`io.virtpod.sysctl.net=rw`); kernel
+//! modules asked for (`io.virtpod.module.NAME`) are [`crate::modules`]'. [`log`] escapes what it
+//! writes. Our hook definitions are installed by `crate::install::hook_files`.
 
 pub mod added;
 pub mod class;
 pub mod discover;
 pub mod edit;
 pub mod groups;
-pub mod install;
 pub mod log;
 pub mod nodes;
 pub mod plan;

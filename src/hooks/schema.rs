@@ -28,6 +28,15 @@ pub struct Command {
     pub timeout: Option<i64>,
 }
 
+impl Command {
+    /// Whether this command is `virtpod hook …` (ours, wherever the binary is installed).
+    pub fn runs_virtpod_hook(&self) -> bool {
+        self.args
+            .as_ref()
+            .is_some_and(|a| a.len() >= 2 && a[0].ends_with("virtpod") && a[1] == "hook")
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct When {
     #[serde(default)]

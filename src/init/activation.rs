@@ -21,8 +21,9 @@ use crate::libvirt::sockets::{self, Verdict};
 
 /// The fd a service gets its first socket on (SD_LISTEN_FDS_START).
 pub const FIRST_FD: i32 = 3;
-/// The most sockets one service may be given (the child places them without allocating).
-pub const MAX: usize = 8;
+/// The most sockets one service may be given (the child places them without allocating):
+/// the catalog refuses more.
+pub use super::catalog::MAX_LISTEN as MAX;
 
 /// The sockets of one service, bound and listening, in catalog order.
 pub fn bind_all(listen: &[Listen]) -> Result<Vec<OwnedFd>> {

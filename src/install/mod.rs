@@ -1,7 +1,7 @@
 //! `virtpod install`: virtpod's host side put onto a host, from the host itself or from an image
 //! that has the host's directories mounted under a root (DESTDIR): the binary at
 //! PREFIX/bin/virtpod ([`binary`]), our hook definitions in virtpod's own hooks directory
-//! ([`crate::hook::install`]) and the containers.conf.d drop-in that names it to podman
+//! ([`hook_files`]) and the containers.conf.d drop-in that names it to podman
 //! ([`containers_conf`]), man pages and shell completions under PREFIX/share ([`docs`]).
 //! `virtpod uninstall` takes back the same list, computed from the same options.
 //! [`paths`] maps each file to where it is written; [`write`] writes it only when it changed,
@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod containers_conf;
 pub mod docs;
+pub mod hook_files;
 pub mod paths;
 pub mod write;
 
@@ -57,7 +58,7 @@ pub fn run(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Resu
         } else {
             this
         };
-        for done in crate::hook::install::install(&layout, &hook_binary)? {
+        for done in crate::install::hook_files::install(&layout, &hook_binary)? {
             out(done);
         }
         if req.host_conf && !system_conf_is_ours(&layout) {
@@ -73,7 +74,7 @@ pub fn run(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -> Resu
             });
         } else if req.host_conf {
             out(write_drop_in(&layout)?);
-            for done in crate::hook::install::remove_legacy(&layout)? {
+            for done in crate::install::hook_files::remove_legacy(&layout)? {
                 out(done);
             }
         }
@@ -185,7 +186,7 @@ pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -
         if placed {
             take(layout.binary(), out)?;
         }
-        for done in crate::hook::install::uninstall(&layout)? {
+        for done in crate::install::hook_files::uninstall(&layout)? {
             out(done);
         }
         if req.host_conf && system_conf_is_ours(&layout) {
@@ -214,7 +215,7 @@ pub fn uninstall(req: Request, cli: &clap::Command, out: &mut dyn FnMut(Done)) -
                     ),
                 });
             }
-            for done in crate::hook::install::remove_legacy(&layout)? {
+            for done in crate::install::hook_files::remove_legacy(&layout)? {
                 out(done);
             }
         }
@@ -349,8 +350,8 @@ mod tests {
         let root = t.path().join("host");
         let shared = root.join("usr/share/containers/oci/hooks.d");
         std::fs::create_dir_all(&shared).unwrap();
-        let old = crate::hook::install::render(
-            crate::hook::install::FILES[0].1,
+        let old = crate::install::hook_files::render(
+            crate::install::hook_files::FILES[0].1,
             Path::new("/usr/local/bin/virtpod"),
         )
         .unwrap();

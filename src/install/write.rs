@@ -15,7 +15,7 @@ pub enum Outcome {
     Unchanged,
     /// Not installed, and not asked for by name either (see `install::run`).
     Skipped,
-    /// Another package's file we could not check (see `hook::install`).
+    /// Another package's file we could not check (see `install::hook_files`).
     Unchecked,
     /// Taken away (`virtpod uninstall`, or an older install's file in a shared directory).
     Removed,

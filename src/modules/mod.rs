@@ -18,6 +18,13 @@ use serde_json::Value;
 
 pub const PREFIX: &str = "io.virtpod.module.";
 
+/// An annotation's key or value as messages show it: at most 80 characters, escaped.
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(80).collect();
+    let quoted = format!("{cut:?}");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
 /// What libvirt in the appliance may need from the host's kernel, by role.
 pub const ALLOWED: &[&str] = &[
     // KVM and its vendor parts: /dev/kvm.
@@ -88,14 +95,14 @@ pub fn requests(config: &Value) -> Result<Vec<Request>> {
         let Some(name) = key.strip_prefix(PREFIX) else {
             continue;
         };
-        let shown = crate::hook::log::clip(key);
+        let shown = shown(key);
         let value = value.as_str().unwrap_or_default().trim();
         match value {
             "false" | "" => continue,
             "true" => {}
             other => bail!(
                 "{shown}={:?}: expected true (load the module on the host) or false",
-                crate::hook::log::clip(other)
+                self::shown(other)
             ),
         }
         if name.is_empty()

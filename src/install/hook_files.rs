@@ -1,7 +1,7 @@
 //! Our hook definitions (hooks.d/ in the repository, built into the binary) written into
 //! virtpod's own hooks directory with the absolute path of the installed binary, and taken back
 //! again: `virtpod uninstall`, and an older install's copies in the directories buildah and
-//! CRI-O share with podman. The rest of `virtpod install` is in [`crate::install`].
+//! CRI-O share with podman. The rest of `virtpod install` is in the folder's mod.rs.
 
 use std::fs;
 use std::path::Path;
@@ -163,10 +163,7 @@ fn is_ours(path: &Path) -> bool {
     else {
         return false;
     };
-    hook.hook
-        .args
-        .as_ref()
-        .is_some_and(|a| a.len() >= 2 && a[0].ends_with("virtpod") && a[1] == "hook")
+    hook.hook.runs_virtpod_hook()
 }
 
 /// Under a root, hook paths name the host's files: a path missing here is looked for again

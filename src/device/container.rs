@@ -20,6 +20,17 @@ pub struct Container {
 }
 
 impl Container {
+    /// Where its record of run-time additions is kept: under `io.virtpod.record` when it has
+    /// that annotation (kept across re-creation), else under its id (hook::added).
+    pub fn record_key(&self) -> Result<String> {
+        crate::hook::added::key(
+            &self.id,
+            self.annotations
+                .get(crate::hook::added::BY_NAME)
+                .map(String::as_str),
+        )
+    }
+
     pub fn running_pid(&self) -> Result<i32> {
         if self.pid <= 0 {
             bail!(

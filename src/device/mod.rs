@@ -87,9 +87,12 @@ fn target(c: &Container) -> Result<Target<'_>> {
 /// Whether podman runs our hook at this container's next start: the hook definitions match our
 /// annotations only, so a container without one would not get its additions again.
 fn hook_runs_for(c: &Container) -> bool {
-    c.annotations
-        .keys()
-        .any(|k| request::is_device_annotation(k) || k.starts_with("io.virtpod.sysctl."))
+    c.annotations.keys().any(|k| {
+        request::is_device_annotation(k)
+            || k.starts_with("io.virtpod.sysctl.")
+            || k.starts_with(crate::modules::PREFIX)
+            || k == added::BY_NAME
+    })
 }
 
 /// `virtpod device add`: one line per node given, then what happens at the next start.
@@ -125,7 +128,7 @@ pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Ve
     }
     let plan = stage::decide(&requests, host, Mode::Nodes, &t.root)?;
     said.extend(give(&t, &plan)?);
-    let mut record = added::read(&host.added, &c.id)?;
+    let mut record = added::read(&host.added, &c.record_key()?)?;
     for g in &plan.grants {
         let n = &g.node;
         record.granted(n.class, &n.rel, n.kind.letter(), n.major, n.minor);
@@ -143,10 +146,14 @@ pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Ve
     }
     added::write(&host.added, &record)?;
     if hook_runs_for(c) {
-        said.push(format!(
-            "{}: recorded; given again at every start",
-            t.c.name
-        ));
+        said.push(match c.annotations.get(added::BY_NAME) {
+            Some(name) => format!(
+                "{}: recorded under {}={name}; given again at every start of a container with that annotation",
+                t.c.name,
+                added::BY_NAME
+            ),
+            None => format!("{}: recorded; given again at every start", t.c.name),
+        });
     } else {
         said.push(format!(
             "{}: recorded, but podman runs virtpod's hook only for containers with an io.virtpod.device.* annotation, and this one has none: the devices last until it stops; create it with one (e.g. --annotation io.virtpod.device.kvm=true)",
@@ -320,7 +327,7 @@ fn unplug(t: &Target, e: &watch::Event, given: &mut BTreeMap<String, Node>) -> R
 pub fn remove(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
     let t = if c.pid > 0 { Some(target(c)?) } else { None };
     let from_annotations = annotation_nodes(c, host)?;
-    let mut record = added::read(&host.added, &c.id)?;
+    let mut record = added::read(&host.added, &c.record_key()?)?;
     let mut plan: Vec<(Request, Vec<Node>)> = Vec::new();
     for asked in &requests {
         let r = recorded_part(asked, &record, |rel| from_annotations.contains(rel))?;
@@ -549,7 +556,7 @@ pub fn entries(host: &HostPaths, c: &Container) -> Result<Vec<Listed>> {
             request: r,
         });
     }
-    let record = added::read(&host.added, &c.id)?;
+    let record = added::read(&host.added, &c.record_key()?)?;
     for r in record.requests()? {
         let here = present(&r);
         // The numbers the host granted, not those of the container's node: the container may

@@ -332,18 +332,21 @@ pub fn run_time_devices(host: &crate::hook::HostPaths) -> Result<Vec<String>, St
         return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
     }
     let mut lines = Vec::new();
-    for (id, name) in String::from_utf8_lossy(&out.stdout)
+    for (_, name) in String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once(' '))
     {
-        let recorded = crate::hook::added::read(&host.added, id).is_ok_and(|r| !r.is_empty());
-        if !recorded {
-            continue;
-        }
         // A container that stopped meanwhile is simply not running.
         let Ok(c) = crate::device::container::inspect(name) else {
             continue;
         };
+        // Its record is under its id, or under io.virtpod.record's name.
+        let recorded = c.record_key().is_ok_and(|key| {
+            crate::hook::added::read(&host.added, &key).is_ok_and(|r| !r.is_empty())
+        });
+        if !recorded {
+            continue;
+        }
         for e in crate::device::entries(host, &c).unwrap_or_default() {
             if !e.denied.is_empty() {
                 lines.push(format!(

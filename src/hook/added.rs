@@ -1,6 +1,12 @@
 //! What `virtpod device add` (crate::device) gave a container, kept on the host so that the precreate hook gives
-//! it again at every start of that container. One JSON file per container id, root's only: the
+//! it again at every start of that container. One JSON file per container, root's only: the
 //! record decides which host devices a container gets, so it must never come from inside one.
+//!
+//! A record is kept under the container's id, which a re-created container does not share; or,
+//! when the container asks with `io.virtpod.record=NAME` (compose.yaml and the quadlet units
+//! do, with the container's name), under that name: then a container created anew with the same
+//! annotation (`./appliance-up` re-run, an upgrade) gets what was added to the one before. The
+//! annotation comes from whoever creates the container on the host, never from inside it.
 //!
 //! The record holds requests in the annotations' vocabulary (class and selection), not nodes:
 //! a USB device selected by vendor:product may have another bus address after a replug, and
@@ -153,20 +159,50 @@ impl Record {
     }
 }
 
+/// The annotation that keeps a container's record under a name rather than its id.
+pub const BY_NAME: &str = "io.virtpod.record";
+
 /// A container id as a file name: podman's 64 hex digits, nothing else.
 fn is_id(id: &str) -> bool {
     id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-pub fn path(dir: &Path, id: &str) -> Result<PathBuf> {
-    anyhow::ensure!(
-        is_id(id),
-        "{id:?} is not a container id (64 hex digits); nothing is recorded under it"
-    );
-    Ok(dir.join(format!("{id}.json")))
+/// A record name as podman allows container names: a letter or digit, then letters, digits,
+/// `_`, `.` and `-`; at most 128.
+fn is_name(name: &str) -> bool {
+    name.len() <= 128
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-/// The record of container `id`; an empty one when there is none.
+/// The key a container's record is kept under: `name=NAME` when its annotations ask for one
+/// (`BY_NAME`), else its id.
+pub fn key(id: &str, by_name: Option<&str>) -> Result<String> {
+    match by_name.map(str::trim) {
+        None | Some("") => Ok(id.to_string()),
+        Some(name) if is_name(name) => Ok(format!("name={name}")),
+        Some(name) => anyhow::bail!(
+            "{BY_NAME}={:?}: not a record name; use a container name's characters (a letter or digit, then letters, digits, _ . -; at most 128)",
+            crate::hook::log::clip(name)
+        ),
+    }
+}
+
+pub fn path(dir: &Path, key: &str) -> Result<PathBuf> {
+    let named = key.strip_prefix("name=").is_some_and(is_name);
+    anyhow::ensure!(
+        named || is_id(key),
+        "{key:?} is not a container id (64 hex digits) or a record name; nothing is recorded under it"
+    );
+    Ok(dir.join(format!("{key}.json")))
+}
+
+/// The record under `id` (a container id, or a `key` by name); an empty one when there is none.
 pub fn read(dir: &Path, id: &str) -> Result<Record> {
     let path = path(dir, id)?;
     match fs::read(&path) {
@@ -179,7 +215,7 @@ pub fn read(dir: &Path, id: &str) -> Result<Record> {
             })?;
             anyhow::ensure!(
                 r.id == id,
-                "{} belongs to container {}, not {id}",
+                "{} belongs to {}, not {id}",
                 path.display(),
                 r.id
             );
@@ -272,6 +308,36 @@ mod tests {
         r.remove(&req("ttyACM", "true"));
         write(dir.path(), &r).unwrap();
         assert!(!file.exists());
+    }
+
+    #[test]
+    fn a_record_by_name_outlives_the_container_id() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(key(ID, None).unwrap(), ID);
+        assert_eq!(key(ID, Some("")).unwrap(), ID);
+        let k = key(ID, Some("virtpod")).unwrap();
+        assert_eq!(k, "name=virtpod");
+        let mut r = read(dir.path(), &k).unwrap();
+        r.add(&req("ttyACM", "ttyACM0"));
+        write(dir.path(), &r).unwrap();
+        assert!(dir.path().join("name=virtpod.json").exists());
+        let other = "f".repeat(64);
+        assert_eq!(
+            read(dir.path(), &key(&other, Some("virtpod")).unwrap()).unwrap(),
+            r
+        );
+        assert!(read(dir.path(), &other).unwrap().is_empty());
+        for bad in ["../x", "-x", "a/b", "", &"n".repeat(129)] {
+            if bad.is_empty() {
+                continue;
+            }
+            let e = key(ID, Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("io.virtpod.record=") && e.contains("not a record name"),
+                "{e}"
+            );
+        }
+        assert!(read(dir.path(), "name=../etc").is_err());
     }
 
     #[test]

@@ -141,12 +141,21 @@ fn not_given(e: &dyn std::fmt::Display) {
 /// What `virtpod device add` gave this container before, where the host still has it. A device
 /// the host no longer has (a USB adapter unplugged) is said and left out: it never stops the
 /// start, as a missing device an annotation names does.
-fn recorded(host: &HostPaths, id: Option<&str>) -> Vec<Request> {
-    // Only podman's 64-hex ids name records; and a user who may not read root's records
-    // (rootless podman) has none.
-    let Some(id) = id.filter(|id| super::added::path(&host.added, id).is_ok()) else {
-        return Vec::new();
+fn recorded(host: &HostPaths, id: Option<&str>, config: &Value) -> Vec<Request> {
+    // Only podman's 64-hex ids (or a record name) name records; and a user who may not read
+    // root's records (rootless podman) has none.
+    let by_name = config["annotations"][super::added::BY_NAME].as_str();
+    let key = match super::added::key(id.unwrap_or_default(), by_name) {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::warn!("{e:#}; the devices added at run time are not given");
+            return Vec::new();
+        }
     };
+    if super::added::path(&host.added, &key).is_err() {
+        return Vec::new();
+    }
+    let id = key.as_str();
     if !may_read(&host.added) {
         tracing::debug!(
             "{} is not readable: no run-time additions",
@@ -249,7 +258,7 @@ pub fn precreate(input: &[u8], host: &HostPaths) -> Result<Vec<u8>> {
     let id = container_id(&config);
     let shown = id.as_deref().map_or("unknown", short);
     let _span = tracing::info_span!("hook", container = %shown, stage = "precreate").entered();
-    let requests = request::combine(requests(&config)?, recorded(host, id.as_deref()));
+    let requests = request::combine(requests(&config)?, recorded(host, id.as_deref(), &config));
     let writable_net = sysctl::wants_writable_net(&config)?;
     let modules = crate::modules::requests(&config)?;
     crate::modules::check(&modules, &host.allow_modules)?;
@@ -321,7 +330,7 @@ pub fn create_runtime(input: &[u8], host: &HostPaths, stage: &str) -> Result<()>
     let config = parse_config(
         &fs::read(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
     )?;
-    let requests = request::combine(requests(&config)?, recorded(host, Some(&id)));
+    let requests = request::combine(requests(&config)?, recorded(host, Some(&id), &config));
     if requests.is_empty() {
         return Ok(());
     }

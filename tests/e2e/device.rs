@@ -261,6 +261,60 @@ fn a_device_added_at_run_time_opens_survives_a_restart_and_goes_with_remove() {
     assert!(c.sh("ls /dev/ttyUSB7 2>&1").contains("No such file"));
 }
 
+/// A record by name (`io.virtpod.record`, as compose.yaml and the quadlet unit set it): what was
+/// added to one container is given to the next one created with the same annotation, as when
+/// `./appliance-up` re-creates the appliance, and not to a container without it; a remove on
+/// the new container ends the record. A bad name is refused with the annotation named.
+#[test]
+fn a_record_by_name_gives_what_was_added_to_the_container_made_anew() {
+    require_prepared();
+    let s = Setup::new();
+    let key = unique("keep");
+    let by_name = format!("io.virtpod.record={key}");
+    let first = s.container(&["io.virtpod.device.ttyACM=true", &by_name]);
+    let out = s.device("add", &[&first.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let record = s.added_dir().join(format!("name={key}.json"));
+    assert!(record.exists(), "no record by name: {}", text(&out));
+    drop(first);
+
+    let second = s.container(&["io.virtpod.device.ttyACM=true", &by_name]);
+    let open = second.sh(OPEN);
+    assert!(
+        open.contains("No such device or address") && !open.contains("not permitted"),
+        "the container made anew: {open}\n{}",
+        s.hook_log()
+    );
+    let out = s.device("list", &[&second.name]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("added\tio.virtpod.device.ttyUSB=ttyUSB7\t/dev/ttyUSB7"),
+        "{}",
+        text(&out)
+    );
+    let without = s.container(&["io.virtpod.device.ttyACM=true"]);
+    assert!(
+        without.sh("ls /dev/ttyUSB7").contains("No such file"),
+        "a container without the annotation got it"
+    );
+
+    let out = s.device("remove", &[&second.name, "ttyUSB=ttyUSB7"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!record.exists(), "the record by name is gone after remove");
+    drop(second);
+    let third = s.container(&["io.virtpod.device.ttyACM=true", &by_name]);
+    assert!(third.sh("ls /dev/ttyUSB7").contains("No such file"));
+
+    let bad = s.container(&["io.virtpod.device.ttyACM=true", "io.virtpod.record=../etc"]);
+    let out = s.device("add", &[&bad.name, "ttyUSB=ttyUSB7"]);
+    assert!(
+        !out.status.success()
+            && text(&out).contains("io.virtpod.record=\"../etc\": not a record name"),
+        "{}",
+        text(&out)
+    );
+}
+
 /// The container's /dev is the container's: `remove` takes back the host's grant (filter rule,
 /// record) whatever the container planted at the node, never follows it, works on a stopped
 /// container (record only), and refuses a list with one bad request whole.

@@ -8,7 +8,14 @@ use super::DeviceArgs;
 pub enum Device {
     /// Make the devices in the container, allow them in its device filter, and record them so
     /// that the precreate hook gives them again at every start.
-    Add(Args),
+    Add {
+        #[command(flatten)]
+        args: Args,
+        /// Only record them, for the container's next start (a stopped container: nothing is
+        /// made or allowed now).
+        #[arg(long)]
+        record_only: bool,
+    },
     /// Take devices added at run time out again (node, cgroup rule and record). Devices its
     /// annotations give stay.
     Remove(Args),
@@ -69,7 +76,17 @@ impl Device {
 
     pub fn exec(self) -> ExitCode {
         let (verb, result) = match self {
-            Device::Add(a) => ("device add", run(a, virtpod::device::add)),
+            Device::Add { args, record_only } => (
+                "device add",
+                run(
+                    args,
+                    if record_only {
+                        virtpod::device::declare
+                    } else {
+                        virtpod::device::add
+                    },
+                ),
+            ),
             Device::Remove(a) => ("device remove", run(a, virtpod::device::remove)),
             Device::Watch {
                 container,

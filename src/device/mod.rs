@@ -95,6 +95,56 @@ fn hook_runs_for(c: &Container) -> bool {
     })
 }
 
+/// `virtpod device add --record-only`: the requests recorded for the container's next start,
+/// nothing made or allowed now (a stopped container). Each must resolve on the host now, as the
+/// hook would resolve it, and what the container's annotations give is not recorded.
+pub fn declare(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
+    let from_annotations = annotation_nodes(c, host)?;
+    let mut record = added::read(&host.added, &c.record_key()?)?;
+    let mut said = Vec::new();
+    for r in &requests {
+        let found = discover::resolve(r, host).with_context(|| r.annotation.clone())?;
+        if !found.nodes.is_empty()
+            && found
+                .nodes
+                .iter()
+                .all(|n| from_annotations.contains(&n.rel))
+        {
+            said.push(format!(
+                "{}: {}: given by the container's annotations already; nothing to record",
+                c.name, r.annotation
+            ));
+            continue;
+        }
+        record.add(r);
+        said.push(format!(
+            "{}: {}: recorded for its next start ({})",
+            c.name,
+            r.annotation,
+            found
+                .nodes
+                .iter()
+                .map(|n| n.container_path())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    added::write(&host.added, &record)?;
+    if !hook_runs_for(c) {
+        said.push(format!(
+            "{}: podman runs virtpod's hook only for containers with an io.virtpod.device.* annotation, and this one has none: nothing will give them; create it with one (e.g. --annotation io.virtpod.device.kvm=true)",
+            c.name
+        ));
+    }
+    if c.pid > 0 {
+        said.push(format!(
+            "{}: it runs: nothing was given now (without --record-only, add gives them at once)",
+            c.name
+        ));
+    }
+    Ok(said)
+}
+
 /// `virtpod device add`: one line per node given, then what happens at the next start.
 pub fn add(host: &HostPaths, c: &Container, requests: Vec<Request>) -> Result<Vec<String>> {
     let t = target(c)?;

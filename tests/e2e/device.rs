@@ -264,7 +264,8 @@ fn a_device_added_at_run_time_opens_survives_a_restart_and_goes_with_remove() {
 /// A record by name (`io.virtpod.record`, as compose.yaml and the quadlet unit set it): what was
 /// added to one container is given to the next one created with the same annotation, as when
 /// `./appliance-up` re-creates the appliance, and not to a container without it; a remove on
-/// the new container ends the record. A bad name is refused with the annotation named.
+/// the new container ends the record; `add --record-only` declares a device for a stopped
+/// container's next start. A bad name is refused with the annotation named.
 #[test]
 fn a_record_by_name_gives_what_was_added_to_the_container_made_anew() {
     require_prepared();
@@ -304,6 +305,30 @@ fn a_record_by_name_gives_what_was_added_to_the_container_made_anew() {
     drop(second);
     let third = s.container(&["io.virtpod.device.ttyACM=true", &by_name]);
     assert!(third.sh("ls /dev/ttyUSB7").contains("No such file"));
+
+    // Declared for a stopped container (--record-only): given at its next start.
+    podman_ok(&["stop", "-t", "0", &third.name]);
+    let out = s.device("add", &["--record-only", &third.name, "ttyUSB=ttyUSB7"]);
+    assert!(
+        out.status.success()
+            && text(&out).contains("ttyUSB=ttyUSB7: recorded for its next start (/dev/ttyUSB7)"),
+        "{}",
+        text(&out)
+    );
+    let out = s.device("add", &["--record-only", &third.name, "ttyUSB=ttyUSB5"]);
+    assert!(
+        !out.status.success() && text(&out).contains("ttyUSB5"),
+        "a device the host lacks: {}",
+        text(&out)
+    );
+    let hooks = s.tmp.path().join("hooks.d").display().to_string();
+    podman_ok(&["start", "--hooks-dir", &hooks, &third.name]);
+    let open = third.sh(OPEN);
+    assert!(
+        open.contains("No such device or address") && !open.contains("not permitted"),
+        "declared, then started: {open}\n{}",
+        s.hook_log()
+    );
 
     let bad = s.container(&["io.virtpod.device.ttyACM=true", "io.virtpod.record=../etc"]);
     let out = s.device("add", &[&bad.name, "ttyUSB=ttyUSB7"]);

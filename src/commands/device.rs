@@ -24,6 +24,10 @@ pub enum Device {
     List {
         /// The container's name or id.
         container: String,
+        /// The record and the container's devices now side by side, as JSON, with where they
+        /// differ.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         devices: DeviceArgs,
     },
@@ -96,10 +100,20 @@ impl Device {
                 log,
                 devices,
             } => return watch(container, pid.zip(id), events, log, devices),
-            Device::List { container, devices } => (
+            Device::List {
+                container,
+                json,
+                devices,
+            } => (
                 "device list",
                 virtpod::device::container::inspect(&container).and_then(|c| {
-                    virtpod::device::list(&devices.host_paths(Default::default()), &c)
+                    let host = devices.host_paths(Default::default());
+                    if json {
+                        virtpod::device::list_json(&host, &c)
+                            .map(|v| vec![serde_json::to_string_pretty(&v).unwrap_or_default()])
+                    } else {
+                        virtpod::device::list(&host, &c)
+                    }
                 }),
             ),
         };

@@ -539,6 +539,9 @@ pub struct Listed {
     pub request: Request,
     pub present: Option<Vec<String>>,
     pub denied: Vec<String>,
+    /// For a run-time addition: the nodes its record stands for (the host's now, and those
+    /// `add` noted), which a running container should have.
+    pub expected: Vec<String>,
 }
 
 impl Listed {
@@ -603,6 +606,7 @@ pub fn entries(host: &HostPaths, c: &Container) -> Result<Vec<Listed>> {
             origin: "annotation",
             present: paths(&here),
             denied: Vec::new(),
+            expected: Vec::new(),
             request: r,
         });
     }
@@ -626,6 +630,7 @@ pub fn entries(host: &HostPaths, c: &Container) -> Result<Vec<Listed>> {
             origin: "added",
             present: paths(&here),
             denied,
+            expected: granted.iter().map(|n| n.container_path()).collect(),
             request: r,
         });
     }
@@ -638,6 +643,59 @@ pub fn entries(host: &HostPaths, c: &Container) -> Result<Vec<Listed>> {
 /// gets a fourth column that says so and how to give it again.
 pub fn list(host: &HostPaths, c: &Container) -> Result<Vec<String>> {
     Ok(entries(host, c)?.iter().map(|e| e.line(&c.name)).collect())
+}
+
+/// `virtpod device list --json`: the record (where it is kept, what it holds) beside what the
+/// container has now, and where the two differ: a recorded node the running container lacks,
+/// one its filter denies.
+pub fn list_json(host: &HostPaths, c: &Container) -> Result<serde_json::Value> {
+    let key = c.record_key()?;
+    let record = added::read(&host.added, &key)?;
+    let entries = entries(host, c)?;
+    let mut differences = Vec::new();
+    for e in entries.iter().filter(|e| e.origin == "added") {
+        let Some(present) = &e.present else { continue };
+        for node in e.expected.iter().filter(|n| !present.contains(n)) {
+            differences.push(format!(
+                "{}: recorded, but {node} is not in the container: it comes at the next start, or now with `virtpod device add {} {}`",
+                e.request.annotation,
+                c.name,
+                command_line_form(&e.request)
+            ));
+        }
+        if !e.denied.is_empty() {
+            differences.push(format!(
+                "{}: {}",
+                e.request.annotation,
+                e.denied_now(&c.name)
+            ));
+        }
+    }
+    let listed: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "origin": e.origin,
+                "request": e.request.annotation,
+                "present": e.present,
+                "recorded_nodes": e.expected,
+                "denied": e.denied,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "container": c.name,
+        "id": c.id,
+        "running": c.pid > 0,
+        "record": {
+            "key": key,
+            "file": added::path(&host.added, &key)?,
+            "devices": record.annotations().into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "granted": record.granted,
+        },
+        "live": listed,
+        "differences": differences,
+    }))
 }
 
 /// The request as `virtpod device add` takes it: `class` or `class=name,name`.

@@ -330,6 +330,32 @@ fn a_record_by_name_gives_what_was_added_to_the_container_made_anew() {
         s.hook_log()
     );
 
+    // --json: the record beside the live state, and where they differ (a node the container
+    // removed from its /dev).
+    let json = |c: &Running| -> serde_json::Value {
+        let out = s.device("list", &["--json", &c.name]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    };
+    let v = json(&third);
+    assert_eq!(v["running"], true, "{v:#}");
+    assert_eq!(v["record"]["key"], format!("name={key}"), "{v:#}");
+    assert_eq!(
+        v["record"]["devices"],
+        serde_json::json!(["io.virtpod.device.ttyUSB=ttyUSB7"]),
+        "{v:#}"
+    );
+    assert_eq!(v["differences"], serde_json::json!([]), "{v:#}");
+    third.sh("rm /dev/ttyUSB7");
+    let v = json(&third);
+    let differences = v["differences"].to_string();
+    assert!(
+        differences.contains(
+            "io.virtpod.device.ttyUSB=ttyUSB7: recorded, but /dev/ttyUSB7 is not in the container"
+        ),
+        "{v:#}"
+    );
+
     let bad = s.container(&["io.virtpod.device.ttyACM=true", "io.virtpod.record=../etc"]);
     let out = s.device("add", &[&bad.name, "ttyUSB=ttyUSB7"]);
     assert!(

@@ -83,6 +83,18 @@ fn appliance_up_variant(vols: &Volumes, host: &HostSide, variant: &str) -> Strin
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A record of `virtpod device add` in the host's real place, removed whatever happens.
+struct RecordFile(std::path::PathBuf);
+
+impl Drop for RecordFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        // The directory too, when the test made it and left it empty.
+        let _ = std::fs::remove_dir("/var/lib/virtpod/devices");
+        let _ = std::fs::remove_dir("/var/lib/virtpod");
+    }
+}
+
 #[test]
 fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
     require_prepared();
@@ -152,6 +164,21 @@ fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
     );
     app.boot_guest("g");
     let first = podman_ok(&["inspect", "--format", "{{.Id}}", &app.name]);
+    // A device added at run time (/dev/fuse, which podman 4.3 does not give) is recorded under
+    // the appliance's name (compose.yaml's io.virtpod.record), in the host's real place.
+    let record = RecordFile(std::path::PathBuf::from(format!(
+        "/var/lib/virtpod/devices/name={}.json",
+        app.name
+    )));
+    assert!(app
+        .exec_ok("ls /dev/fuse 2>&1 || true")
+        .contains("No such file"));
+    let added = Command::new(&bin)
+        .args(["device", "add", &app.name, "fuse"])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", text(&added));
+    assert!(record.0.exists(), "{}", text(&added));
 
     // Again: a new container on the same volumes; the guest that was running runs again. The
     // host side is there already and stays as it is.
@@ -162,6 +189,18 @@ fn appliance_up_serves_virsh_and_a_rerun_keeps_the_guests() {
     assert_ne!(first, second, "the container was not replaced");
     app.wait_console("g", GUEST_BOOTED, 2);
     assert_eq!(app.domstate("g"), "running");
+    // The new container got the device added to the old one.
+    assert_eq!(
+        app.exec_ok("stat -c '%t:%T' /dev/fuse").trim(),
+        "a:e5",
+        "/dev/fuse added at run time did not come back with the new container"
+    );
+    let removed = Command::new(&bin)
+        .args(["device", "remove", &app.name, "fuse"])
+        .output()
+        .unwrap();
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert!(!record.0.exists(), "{}", text(&removed));
 
     // The stop command it prints works when pasted as printed (here with this machine's
     // --podman-run-args, which once broke it): the guest gets ACPI, the container goes.

@@ -75,15 +75,27 @@ pub fn from_inspect(name: &str, json: &[u8]) -> Result<Container> {
                 .collect()
         })
         .unwrap_or_default();
-    let devices = c["HostConfig"]["Devices"]
+    // The command that created it says which devices were `--device`s. HostConfig.Devices lists
+    // those and also every node the precreate hook put in the spec at creation (annotations,
+    // and a record by name given to a container made anew): used only when podman has no
+    // command line (a container made through the API).
+    let created: Vec<&str> = c["Config"]["CreateCommand"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d["PathInContainer"].as_str()?.strip_prefix("/dev/"))
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    let devices = if created.is_empty() {
+        c["HostConfig"]["Devices"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d["PathInContainer"].as_str()?.strip_prefix("/dev/"))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        device_options(&created)
+    };
     Ok(Container {
         name: name.to_string(),
         id,
@@ -91,6 +103,28 @@ pub fn from_inspect(name: &str, json: &[u8]) -> Result<Container> {
         annotations,
         devices,
     })
+}
+
+/// The container paths under /dev of the `--device HOST[:CONTAINER[:PERMS]]` options of a
+/// podman command line (`--device X` and `--device=X`).
+fn device_options(args: &[&str]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.strip_prefix("--device=") {
+            Some(v) => Some(v),
+            None if *a == "--device" => it.next().copied(),
+            None => None,
+        };
+        let Some(value) = value else { continue };
+        let mut parts = value.split(':');
+        let host = parts.next().unwrap_or_default();
+        let inside = parts.next().filter(|p| p.starts_with('/')).unwrap_or(host);
+        if let Some(rel) = inside.strip_prefix("/dev/") {
+            out.insert(rel.to_string());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,5 +149,19 @@ mod tests {
             .to_string();
         assert!(e.contains("podman start vp"), "{e}");
         assert!(from_inspect("vp", b"[{}]").is_err());
+    }
+
+    #[test]
+    fn the_devices_of_the_command_line_are_the_ones_given_by_device() {
+        let id = "ab".repeat(32);
+        // The hook put /dev/fuse in the spec (a record by name); the command gave ttyUSB0.
+        let json = format!(
+            r#"[{{"Id":"{id}","State":{{"Pid":1}},"Config":{{"CreateCommand":["podman","run","--device","/dev/ttyUSB0","--device=/dev/ttyACM1:/dev/modem:rw","--name","x","img"]}},"HostConfig":{{"Devices":[{{"PathInContainer":"/dev/fuse"}},{{"PathInContainer":"/dev/ttyUSB0"}}]}}}}]"#
+        );
+        let c = from_inspect("vp", json.as_bytes()).unwrap();
+        assert_eq!(
+            c.devices,
+            ["modem", "ttyUSB0"].map(String::from).into_iter().collect()
+        );
     }
 }
